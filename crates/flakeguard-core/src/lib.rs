@@ -1,0 +1,12 @@
+//! FlakeGuard's domain: test identity, runs and executions, failure signatures, the
+//! repository policy and the flakiness scoring engine.
+//!
+//! Everything here is pure and deterministic: no I/O, no async, and the clock is always
+//! passed in, so the same history and the same `now` give the same verdicts.
+#![forbid(unsafe_code)]
+
+pub mod key;
+pub mod model;
+
+pub use key::TestKey;
+pub use model::{Execution, Outcome, Run, RunId, TestHistory};
