@@ -1,1 +1,26 @@
-fn main() {}
+//! The `flakeguard` command: parses the command line and hands over to a command.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod files;
+mod progress;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Validate(args) => commands::validate::run(&args),
+        cli::Command::Analyze(args) => commands::analyze::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
