@@ -36,15 +36,27 @@ impl TestKey {
     ///
     /// `file` wins over `suite` as the scope because file paths survive suite renames and
     /// sharding; the suite is the fallback for producers that write no file.
-    pub fn from_parts(file: Option<&str>, suite: &str, classname: Option<&str>, name: &str) -> Self {
+    pub fn from_parts(
+        file: Option<&str>,
+        suite: &str,
+        classname: Option<&str>,
+        name: &str,
+    ) -> Self {
         let scope = match file.map(str::trim).filter(|f| !f.is_empty()) {
             Some(file) => normalize_path(file),
             None => strip_shard(&collapse_whitespace(suite)),
         };
-        let classname = classname.map(|c| strip_shard(&collapse_whitespace(c))).unwrap_or_default();
+        let classname = classname
+            .map(|c| strip_shard(&collapse_whitespace(c)))
+            .unwrap_or_default();
         let name = strip_shard(&collapse_whitespace(name));
         let (name, variant) = split_variant(&name);
-        TestKey { scope, classname, name, variant }
+        TestKey {
+            scope,
+            classname,
+            name,
+            variant,
+        }
     }
 
     /// Returns the key with `variant` set (replacing any parsed from the name).
@@ -113,14 +125,18 @@ fn strip_shard(s: &str) -> String {
     if let Some(inner) = trailing_group(trimmed, '(', ')')
         && is_shard_marker(inner)
     {
-        return trimmed[..trimmed.len() - inner.len() - 2].trim_end().to_owned();
+        return trimmed[..trimmed.len() - inner.len() - 2]
+            .trim_end()
+            .to_owned();
     }
     // `[shard 2]`, `[shard 2/8]`
     if let Some(inner) = trailing_group(trimmed, '[', ']')
         && inner.to_ascii_lowercase().starts_with("shard")
         && is_shard_marker(inner)
     {
-        return trimmed[..trimmed.len() - inner.len() - 2].trim_end().to_owned();
+        return trimmed[..trimmed.len() - inner.len() - 2]
+            .trim_end()
+            .to_owned();
     }
     // nextest stress iterations: `suite@stress-4`
     if let Some(at) = trimmed.rfind("@stress-")
@@ -155,7 +171,9 @@ fn is_shard_marker(inner: &str) -> bool {
     } else {
         return false;
     };
-    parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    parts
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Splits a trailing `[parameters]` off a test name.
@@ -187,10 +205,18 @@ mod tests {
     #[test]
     fn shard_suffixes_do_not_split_identity() {
         let plain = key(None, "integration", Some("c"), "t");
-        for suite in ["integration (3/8)", "integration [shard 2]", "integration [shard 2/8]", "integration (shard 3 of 8)"] {
+        for suite in [
+            "integration (3/8)",
+            "integration [shard 2]",
+            "integration [shard 2/8]",
+            "integration (shard 3 of 8)",
+        ] {
             assert_eq!(key(None, suite, Some("c"), "t"), plain, "{suite}");
         }
-        assert_eq!(key(None, "s", Some("c"), "t (1/4)"), key(None, "s", Some("c"), "t"));
+        assert_eq!(
+            key(None, "s", Some("c"), "t (1/4)"),
+            key(None, "s", Some("c"), "t")
+        );
     }
 
     #[test]
@@ -204,7 +230,10 @@ mod tests {
         let k = key(None, "pytest", Some("tests.test_math"), "test_add[1-2]");
         assert_eq!(k.name, "test_add");
         assert_eq!(k.variant.as_deref(), Some("1-2"));
-        assert_ne!(k, key(None, "pytest", Some("tests.test_math"), "test_add[3-4]"));
+        assert_ne!(
+            k,
+            key(None, "pytest", Some("tests.test_math"), "test_add[3-4]")
+        );
     }
 
     #[test]
@@ -217,12 +246,18 @@ mod tests {
 
     #[test]
     fn stress_iterations_share_one_identity() {
-        assert_eq!(key(None, "m::match@stress-0", Some("m"), "t"), key(None, "m::match@stress-11", Some("m"), "t"));
+        assert_eq!(
+            key(None, "m::match@stress-0", Some("m"), "t"),
+            key(None, "m::match@stress-11", Some("m"), "t")
+        );
     }
 
     #[test]
     fn display_is_readable() {
-        assert_eq!(key(None, "s", Some("c"), "t[1]").to_string(), "s › c › t[1]");
+        assert_eq!(
+            key(None, "s", Some("c"), "t[1]").to_string(),
+            "s › c › t[1]"
+        );
         assert_eq!(key(None, "c", Some("c"), "t").to_string(), "c › t");
         assert_eq!(key(None, "", None, "t").to_string(), "t");
     }
