@@ -233,13 +233,18 @@ impl<R: BufRead> BufRead for Guarded<R> {
         }
         let over = self.position >= self.max_bytes;
         let max_bytes = self.max_bytes;
+        // Hand out no more than the limits allow, so the next call sees the overrun even
+        // when the source holds the whole document in one buffer.
+        let token_room = self.max_token + 1 - self.position.saturating_sub(self.token_start);
+        let room = token_room.min(self.max_bytes.saturating_sub(self.position).max(1));
         let buf = self.inner.fill_buf()?;
         if over && !buf.is_empty() {
             let msg = format!("document is larger than {max_bytes} bytes");
             self.violation = Some(msg.clone());
             return Err(io::Error::other(msg));
         }
-        Ok(buf)
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        Ok(&buf[..buf.len().min(room)])
     }
 
     fn consume(&mut self, amt: usize) {
