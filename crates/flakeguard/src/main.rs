@@ -8,7 +8,9 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod files;
+mod history;
 mod progress;
+mod report;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -1,11 +1,99 @@
 //! `flakeguard analyze`: judge flakiness offline from a folder of past runs.
 
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use flakeguard_core::policy::Policy;
+use flakeguard_core::scoring::score_all;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use crate::cli::AnalyzeArgs;
+use crate::cli::{AnalyzeArgs, AnalyzeFormat};
+use crate::history;
+use crate::progress;
+use crate::report::{self, Analysis};
 
-pub(crate) fn run(_args: &AnalyzeArgs) -> Result<ExitCode> {
-    anyhow::bail!("analyze is being built")
+pub(crate) fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
+    let policy = match &args.policy {
+        Some(path) => match load_policy(path) {
+            Ok(policy) => policy,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => Policy::default(),
+    };
+    let now = match &args.now {
+        Some(raw) => match OffsetDateTime::parse(raw, &Rfc3339) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!(
+                    "error: --now {raw:?} is not an RFC 3339 time ({e}); expected e.g. 2026-11-27T12:00:00Z"
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => OffsetDateTime::now_utc(),
+    };
+
+    let mut bar = None;
+    let history = history::load(&args.paths, &mut |file: &Path, total: usize| {
+        let bar = bar.get_or_insert_with(|| progress::bar(total));
+        bar.inc(1);
+        bar.set_message(file.display().to_string());
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
+    for (path, reason) in &history.skipped {
+        eprintln!("warning: skipped {}: {reason}", path.display());
+    }
+    if !history.skipped.is_empty() {
+        eprintln!(
+            "warning: skipped {} unreadable file(s); {} read",
+            history.skipped.len(),
+            history.files_read
+        );
+    }
+    if history.runs.is_empty() {
+        bail!("no readable reports in the given paths");
+    }
+
+    let scores = score_all(&history.runs, &history.tests, &policy, now);
+    let analysis = Analysis::new(&history, &scores, now);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        AnalyzeFormat::Json => report::json(&mut out, &analysis)?,
+        AnalyzeFormat::Markdown => report::markdown(&mut out, &analysis)?,
+        AnalyzeFormat::Table => {
+            report::table(&mut out, &analysis, std::io::stdout().is_terminal())?
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a policy file (the scoring keys of `.flakeguard.yml`) and checks every value.
+pub(crate) fn load_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy file {}", path.display()))?;
+    let policy: Policy = if text.trim().is_empty() {
+        Policy::default()
+    } else {
+        serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{}: invalid policy", path.display()))?
+    };
+    if let Err(problems) = policy.validate() {
+        bail!(
+            "{}: invalid policy: {}",
+            path.display(),
+            problems.join("; ")
+        );
+    }
+    Ok(policy)
 }
