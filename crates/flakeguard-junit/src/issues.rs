@@ -59,6 +59,17 @@ impl IssueLog {
         });
     }
 
+    /// Counts one more occurrence of `kind` if it was seen before; false when it is new.
+    pub(crate) fn bump(&mut self, kind: &str) -> bool {
+        match self.issues.iter_mut().find(|i| i.kind == kind) {
+            Some(existing) => {
+                existing.count += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Issue> {
         self.issues.iter()
     }

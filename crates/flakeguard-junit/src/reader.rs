@@ -106,6 +106,13 @@ struct OpenCase {
     status_attr_skipped: bool,
 }
 
+/// What handling one XML event produced.
+#[derive(Debug)]
+enum Step {
+    Case(TestCase),
+    End,
+}
+
 /// Streams testcases out of one JUnit XML document.
 #[derive(Debug)]
 pub struct JunitReader<R: BufRead> {
@@ -249,6 +256,15 @@ impl<R: BufRead> JunitReader<R> {
         out
     }
 
+    /// Notes an issue at the current element; the path is only built the first time a kind
+    /// is seen, so a quirk repeated on every testcase costs a counter increment.
+    fn note(&mut self, kind: &'static str, message: &'static str, offset: u64) {
+        if !self.issues.bump(kind) {
+            let path = self.path();
+            self.issues.note(kind, message, &path, offset);
+        }
+    }
+
     fn error_at(&mut self, offset: u64, kind: ErrorKind) -> ParseError {
         self.failed = true;
         ParseError {
@@ -266,9 +282,23 @@ impl<R: BufRead> JunitReader<R> {
         loop {
             let start = self.xml.buffer_position();
             self.xml.get_mut().token_start = start;
-            self.buf.clear();
-            let event = match self.xml.read_event_into(&mut self.buf) {
-                Ok(event) => event.into_owned(),
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            let result = self.read_one(&mut buf, start);
+            self.buf = buf;
+            match result? {
+                Some(Step::Case(case)) => return Ok(Some(case)),
+                Some(Step::End) => return Ok(None),
+                None => {}
+            }
+        }
+    }
+
+    /// Reads and handles one XML event.
+    fn read_one(&mut self, buf: &mut Vec<u8>, start: u64) -> Result<Option<Step>, ParseError> {
+        {
+            let event = match self.xml.read_event_into(buf) {
+                Ok(event) => event,
                 Err(err) => {
                     let offset = self.xml.error_position();
                     let kind = match (self.xml.get_ref().violation.clone(), &err) {
@@ -316,12 +346,12 @@ impl<R: BufRead> JunitReader<R> {
                 Event::Empty(e) => {
                     self.on_start(&e, start)?;
                     if let Some(case) = self.on_end(start)? {
-                        return Ok(Some(case));
+                        return Ok(Some(Step::Case(case)));
                     }
                 }
                 Event::End(_) => {
                     if let Some(case) = self.on_end(start)? {
-                        return Ok(Some(case));
+                        return Ok(Some(Step::Case(case)));
                     }
                 }
                 Event::Text(t) => {
@@ -355,10 +385,11 @@ impl<R: BufRead> JunitReader<R> {
                         );
                     }
                     self.finished = true;
-                    return Ok(None);
+                    return Ok(Some(Step::End));
                 }
             }
         }
+        Ok(None)
     }
 
     fn on_decl(
@@ -606,11 +637,9 @@ impl<R: BufRead> JunitReader<R> {
                 "properties" => Ctx::Properties(Owner::Suite),
                 "failure" | "error" | "skipped" | "flakyFailure" | "flakyError"
                 | "rerunFailure" | "rerunError" => {
-                    let path = self.path();
-                    self.issues.note(
+                    self.note(
                         "suite-result",
                         "result element on a testsuite itself, not on a testcase (not counted)",
-                        &path,
                         offset,
                     );
                     Ctx::Ignored
@@ -626,18 +655,15 @@ impl<R: BufRead> JunitReader<R> {
             Some(Ctx::Case) => {
                 match name.as_str() {
                     "testcase" => {
-                        let path = self.path();
-                        self.issues.note(
+                        self.note(
                             "nested-case",
                             "testcase nested in a testcase (read as a test of its own)",
-                            &path,
                             offset,
                         );
                         self.open_case(e, offset)?
                     }
                     "testsuite" => {
-                        let path = self.path();
-                        self.issues.note("nested-case", "testsuite nested in a testcase (its testcases read as tests of their own)", &path, offset);
+                        self.note("nested-case", "testsuite nested in a testcase (its testcases read as tests of their own)", offset);
                         self.open_suite(e, offset)?
                     }
                     "skipped" => {
@@ -683,13 +709,7 @@ impl<R: BufRead> JunitReader<R> {
                 match prop_name {
                     Some(n) => self.property = Some((n, value, String::new())),
                     None => {
-                        let path = self.path();
-                        self.issues.note(
-                            "property-name",
-                            "property without a name ignored",
-                            &path,
-                            offset,
-                        );
+                        self.note("property-name", "property without a name ignored", offset);
                     }
                 }
                 Ctx::Property(owner)
@@ -791,14 +811,8 @@ impl<R: BufRead> JunitReader<R> {
     fn open_case(&mut self, e: &BytesStart<'_>, offset: u64) -> Result<Ctx, ParseError> {
         let attrs = self.attributes(e, offset)?;
         self.testcases += 1;
-        let path = self.path();
         if self.suites.is_empty() {
-            self.issues.note(
-                "orphan-case",
-                "testcase outside any testsuite",
-                &path,
-                offset,
-            );
+            self.note("orphan-case", "testcase outside any testsuite", offset);
         }
         let suite = self.current_suite();
         let name = match attr(&attrs, "name")
@@ -807,10 +821,9 @@ impl<R: BufRead> JunitReader<R> {
         {
             Some(n) => n.to_owned(),
             None => {
-                self.issues.note(
+                self.note(
                     "missing-name",
                     "testcase without a name (named by its position)",
-                    &path,
                     offset,
                 );
                 format!(
@@ -823,17 +836,11 @@ impl<R: BufRead> JunitReader<R> {
             Some(c) => Some(c.to_owned()),
             None => match attr(&attrs, "class").filter(|c| !c.trim().is_empty()) {
                 Some(c) => {
-                    self.issues
-                        .note("class-attr", "classname given as `class`", &path, offset);
+                    self.note("class-attr", "classname given as `class`", offset);
                     Some(c.to_owned())
                 }
                 None => {
-                    self.issues.note(
-                        "missing-classname",
-                        "testcase without a classname",
-                        &path,
-                        offset,
-                    );
+                    self.note("missing-classname", "testcase without a classname", offset);
                     None
                 }
             },
@@ -842,10 +849,9 @@ impl<R: BufRead> JunitReader<R> {
             Some(f) => Some(f.to_owned()),
             None => {
                 if suite.file.is_some() {
-                    self.issues.note(
+                    self.note(
                         "suite-file",
                         "`file` given on the testsuite, applied to its testcases",
-                        &path,
                         offset,
                     );
                 }
@@ -855,28 +861,17 @@ impl<R: BufRead> JunitReader<R> {
         let line = attr(&attrs, "line").and_then(|l| l.trim().parse::<u32>().ok());
         let time = match attr(&attrs, "time") {
             None => {
-                self.issues
-                    .note("missing-time", "testcase without a time", &path, offset);
+                self.note("missing-time", "testcase without a time", offset);
                 None
             }
             Some(raw) => match parse_time(raw) {
                 Ok(t) if t < 0.0 => {
-                    self.issues.note(
-                        "negative-time",
-                        "negative testcase time ignored",
-                        &path,
-                        offset,
-                    );
+                    self.note("negative-time", "negative testcase time ignored", offset);
                     None
                 }
                 Ok(t) => Some(t),
                 Err(()) => {
-                    self.issues.note(
-                        "bad-time",
-                        "unreadable testcase time ignored",
-                        &path,
-                        offset,
-                    );
+                    self.note("bad-time", "unreadable testcase time ignored", offset);
                     None
                 }
             },
@@ -1060,11 +1055,9 @@ impl<R: BufRead> JunitReader<R> {
         };
         if case.failures.is_empty() && case.retries.iter().any(|r| r.kind.is_rerun()) {
             // rerunFailure without a final <failure>: the last rerun is the final result.
-            let path = format!("{}", case.key);
-            self.issues.note(
+            self.note(
                 "rerun-without-failure",
                 "rerunFailure without a final failure; treated as failed",
-                &path,
                 case.byte_offset,
             );
             if let Some(pos) = case.retries.iter().rposition(|r| r.kind.is_rerun()) {
@@ -1074,11 +1067,9 @@ impl<R: BufRead> JunitReader<R> {
             }
         }
         if case.failures.len() > 1 || (!case.failures.is_empty() && open.skipped) {
-            let path = self.path();
-            self.issues.note(
+            self.note(
                 "multi-result",
                 "testcase carries several results; error wins over failure over skipped",
-                &path,
                 case.byte_offset,
             );
         }
