@@ -7,6 +7,12 @@
 
 pub mod key;
 pub mod model;
+pub mod policy;
+pub mod scoring;
+pub mod signature;
 
 pub use key::TestKey;
 pub use model::{Execution, Outcome, Run, RunId, TestHistory};
+pub use policy::Policy;
+pub use scoring::{Evidence, EvidenceKind, Priority, Recommendation, Status, TestScore, score_all};
+pub use signature::{normalize_message, signature, signature_hex};

@@ -1,0 +1,254 @@
+//! Facts about runs, computed once per scoring pass and shared by every test: time order, the
+//! code each run tested, branches, the default branch, and the two infrastructure guards
+//! (outage runs, and failure signatures shared by many tests in one run).
+
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+
+use crate::model::{Outcome, Run, RunId, TestHistory};
+use crate::policy::Policy;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// `refs/heads/main` and `main` are the same branch.
+fn branch_name(raw: &str) -> &str {
+    let trimmed = raw.trim();
+    trimmed.strip_prefix("refs/heads/").unwrap_or(trimmed)
+}
+
+#[derive(Debug)]
+pub(crate) struct RunTable {
+    /// Position of each run in time order (started_at, run_id, attempt).
+    pub(crate) rank: Vec<u32>,
+    /// Interned `run_id`: a CI run and its re-runs share it.
+    pub(crate) group: Vec<u32>,
+    /// Identity of the code a run tested: its commit, or its run group when the commit is
+    /// unknown (a re-run tests the same code as the run it repeats).
+    pub(crate) code: Vec<u32>,
+    /// Whether `code` is a real commit.
+    pub(crate) has_commit: Vec<bool>,
+    /// Interned branch; runs without a branch share one id.
+    pub(crate) branch: Vec<u32>,
+    pub(crate) time_ms: Vec<i64>,
+    /// The default branch's id; `None` judges all branches together.
+    pub(crate) default_branch: Option<u32>,
+    /// The default branch's name, for explanations.
+    pub(crate) default_branch_name: Option<String>,
+    outage: Vec<bool>,
+    /// Per run, `infra_sigs[infra_start[r]..infra_start[r + 1]]` are the signatures that are
+    /// infrastructure in that run, sorted.
+    infra_start: Vec<u32>,
+    infra_sigs: Vec<u64>,
+}
+
+impl RunTable {
+    pub(crate) fn build(runs: &[Run], tests: &[TestHistory], policy: &Policy) -> RunTable {
+        let n = runs.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (ra, rb) = (&runs[a as usize], &runs[b as usize]);
+            ra.started_at
+                .cmp(&rb.started_at)
+                .then_with(|| ra.run_id.cmp(&rb.run_id))
+                .then_with(|| ra.attempt.cmp(&rb.attempt))
+                .then_with(|| a.cmp(&b))
+        });
+        let mut rank = vec![0u32; n];
+        for (position, &run) in order.iter().enumerate() {
+            rank[run as usize] = position as u32;
+        }
+
+        // Ids are assigned in run-index order, so they are the same on every call.
+        let mut groups: HashMap<&str, u32> = HashMap::new();
+        let mut commits: HashMap<&str, u32> = HashMap::new();
+        let mut branches: HashMap<Option<&str>, u32> = HashMap::new();
+        let mut group = Vec::with_capacity(n);
+        let mut commit = Vec::with_capacity(n);
+        let mut branch = Vec::with_capacity(n);
+        for run in runs {
+            let next = groups.len() as u32;
+            group.push(*groups.entry(run.run_id.as_str()).or_insert(next));
+            commit.push(
+                run.commit
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(|c| {
+                        let next = commits.len() as u32;
+                        *commits.entry(c).or_insert(next)
+                    }),
+            );
+            let name = run
+                .branch
+                .as_deref()
+                .map(branch_name)
+                .filter(|b| !b.is_empty());
+            let next = branches.len() as u32;
+            branch.push(*branches.entry(name).or_insert(next));
+        }
+        let commit_count = commits.len() as u32;
+        let code = commit
+            .iter()
+            .zip(&group)
+            .map(|(c, g)| c.unwrap_or(commit_count + g))
+            .collect();
+        let has_commit = commit.iter().map(Option::is_some).collect();
+
+        let find = |name: &str| branches.get(&Some(name)).map(|&id| (id, name.to_owned()));
+        let configured = policy.default_branch.as_deref().map(branch_name);
+        let default = configured
+            .and_then(find)
+            .or_else(|| find("main"))
+            .or_else(|| find("master"));
+
+        let mut table = RunTable {
+            rank,
+            group,
+            code,
+            has_commit,
+            branch,
+            time_ms: runs.iter().map(|r| unix_ms(r.started_at)).collect(),
+            default_branch: default.as_ref().map(|(id, _)| *id),
+            default_branch_name: default.map(|(_, name)| name),
+            outage: vec![false; n],
+            infra_start: vec![0; n + 1],
+            infra_sigs: Vec::new(),
+        };
+        table.find_infrastructure(tests, policy, &order);
+        table
+    }
+
+    fn find_infrastructure(&mut self, tests: &[TestHistory], policy: &Policy, order: &[u32]) {
+        let n = self.rank.len();
+        let min_tests = policy.infra_signature_min_tests.max(1);
+        // Distinct tests per run (executed, and failing), counted with a "last test seen"
+        // marker instead of a set per run.
+        let mut seen = vec![u32::MAX; n];
+        let mut failed_seen = vec![u32::MAX; n];
+        let mut executed = vec![0u32; n];
+        let mut failing = vec![0u32; n];
+        let mut failures: Vec<(u32, u64, u32)> = Vec::new();
+        for (t, test) in tests.iter().enumerate() {
+            let t = t as u32;
+            for e in &test.executions {
+                let r = e.run as usize;
+                if r >= n || e.outcome == Outcome::Skipped {
+                    continue;
+                }
+                if seen[r] != t {
+                    seen[r] = t;
+                    executed[r] += 1;
+                }
+                if e.outcome.is_failure() {
+                    if failed_seen[r] != t {
+                        failed_seen[r] = t;
+                        failing[r] += 1;
+                    }
+                    if let Some(sig) = e.signature {
+                        failures.push((e.run, sig, t));
+                    }
+                }
+            }
+        }
+        for r in 0..n {
+            self.outage[r] = failing[r] >= min_tests
+                && f64::from(failing[r]) > policy.infra_failure_share * f64::from(executed[r]);
+        }
+
+        failures.sort_unstable();
+        failures.dedup();
+        // (run, signature, distinct tests failing with it in that run)
+        let mut spread: Vec<(u32, u64, u32)> = Vec::new();
+        for &(run, sig, _) in &failures {
+            match spread.last_mut() {
+                Some((r, s, count)) if *r == run && *s == sig => *count += 1,
+                _ => spread.push((run, sig, 1)),
+            }
+        }
+        let mut candidates: Vec<u64> = spread
+            .iter()
+            .filter(|&&(_, _, count)| count >= min_tests)
+            .map(|&(_, sig, _)| sig)
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+
+        // A signature hitting many tests at once is infrastructure only if it is concentrated
+        // in few runs of its branch: a shared helper broken from some commit on fails in every
+        // run after it and must stay visible.
+        let mut branch_position = vec![0u32; n];
+        let mut branch_len: HashMap<u32, u32> = HashMap::new();
+        for &run in order {
+            let len = branch_len.entry(self.branch[run as usize]).or_insert(0);
+            branch_position[run as usize] = *len;
+            *len += 1;
+        }
+        let mut appearances: Vec<(u32, u64, u32)> = spread
+            .iter()
+            .filter(|(_, sig, _)| candidates.binary_search(sig).is_ok())
+            .map(|&(run, sig, _)| {
+                let r = run as usize;
+                (self.branch[r], sig, branch_position[r])
+            })
+            .collect();
+        appearances.sort_unstable();
+        let mut concentrated: HashMap<(u32, u64), bool> = HashMap::new();
+        let mut i = 0;
+        while i < appearances.len() {
+            let (branch, sig, first) = appearances[i];
+            let mut j = i;
+            while j < appearances.len() && appearances[j].0 == branch && appearances[j].1 == sig {
+                j += 1;
+            }
+            let seen_in = (j - i) as u32;
+            let runs_since_first = branch_len[&branch] - first;
+            concentrated.insert(
+                (branch, sig),
+                seen_in == 1 || 2 * seen_in <= runs_since_first,
+            );
+            i = j;
+        }
+        let mut infra: Vec<(u32, u64)> = spread
+            .iter()
+            .filter(|&&(run, sig, count)| {
+                count >= min_tests && concentrated[&(self.branch[run as usize], sig)]
+            })
+            .map(|&(run, sig, _)| (run, sig))
+            .collect();
+        infra.sort_unstable();
+        let mut next = 0;
+        for r in 0..n {
+            self.infra_start[r] = self.infra_sigs.len() as u32;
+            while next < infra.len() && infra[next].0 as usize == r {
+                self.infra_sigs.push(infra[next].1);
+                next += 1;
+            }
+        }
+        self.infra_start[n] = self.infra_sigs.len() as u32;
+    }
+
+    /// Whether a failure in `run` with `sig` is evidence about the infrastructure rather than
+    /// about the test.
+    pub(crate) fn is_infra(&self, run: RunId, sig: Option<u64>) -> bool {
+        let r = run as usize;
+        if self.outage[r] {
+            return true;
+        }
+        let (start, end) = (
+            self.infra_start[r] as usize,
+            self.infra_start[r + 1] as usize,
+        );
+        start < end && sig.is_some_and(|s| self.infra_sigs[start..end].binary_search(&s).is_ok())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rank.len()
+    }
+}
