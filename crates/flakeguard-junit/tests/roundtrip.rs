@@ -10,9 +10,18 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, T
 
 #[derive(Debug, Clone)]
 enum Planned {
-    Pass { flaky: Vec<bool> },
-    Fail { error: bool, message: Option<String>, text: Option<String>, reruns: Vec<bool> },
-    Skip { message: Option<String> },
+    Pass {
+        flaky: Vec<bool>,
+    },
+    Fail {
+        error: bool,
+        message: Option<String>,
+        text: Option<String>,
+        reruns: Vec<bool>,
+    },
+    Skip {
+        message: Option<String>,
+    },
 }
 
 fn word() -> impl Strategy<Value = String> {
@@ -26,14 +35,28 @@ fn text() -> impl Strategy<Value = String> {
 fn planned() -> impl Strategy<Value = Planned> {
     prop_oneof![
         prop::collection::vec(any::<bool>(), 0..3).prop_map(|flaky| Planned::Pass { flaky }),
-        (any::<bool>(), prop::option::of(word()), prop::option::of(text()), prop::collection::vec(any::<bool>(), 0..3))
-            .prop_map(|(error, message, text, reruns)| Planned::Fail { error, message, text, reruns }),
+        (
+            any::<bool>(),
+            prop::option::of(word()),
+            prop::option::of(text()),
+            prop::collection::vec(any::<bool>(), 0..3)
+        )
+            .prop_map(|(error, message, text, reruns)| Planned::Fail {
+                error,
+                message,
+                text,
+                reruns
+            }),
         prop::option::of(word()).prop_map(|message| Planned::Skip { message }),
     ]
 }
 
 fn kind(error: bool) -> NonSuccessKind {
-    if error { NonSuccessKind::Error } else { NonSuccessKind::Failure }
+    if error {
+        NonSuccessKind::Error
+    } else {
+        NonSuccessKind::Failure
+    }
 }
 
 proptest! {

@@ -19,8 +19,19 @@ fn render(rel: &str) -> String {
             continue;
         }
         let attempts: Vec<&str> = case.attempts().iter().map(|a| a.outcome.as_str()).collect();
-        let failure: String = case.final_failure().map(|f| f.summary().chars().take(70).collect()).unwrap_or_default();
-        writeln!(out, "{} | {} | {} | {}", case.key, case.status.as_str(), attempts.join(","), failure.replace('\n', " ")).unwrap();
+        let failure: String = case
+            .final_failure()
+            .map(|f| f.summary().chars().take(70).collect())
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{} | {} | {} | {}",
+            case.key,
+            case.status.as_str(),
+            attempts.join(","),
+            failure.replace('\n', " ")
+        )
+        .unwrap();
     }
     if lines > 12 {
         writeln!(out, "… {} more testcases", lines - 12).unwrap();
@@ -43,14 +54,35 @@ macro_rules! snapshot {
 }
 
 snapshot!(jest_junit, "junit/jest/dorny-test-reporter__jest-junit.xml");
-snapshot!(pytest_rerun_repeats, "junit/pytest/mikepenz-ajr__flaky_success_first.xml");
-snapshot!(surefire_flaky, "junit/surefire/jenkins-junit-plugin__TEST-io.olamy.FlakyTest.xml");
-snapshot!(nextest_retries, "junit/nextest/nextest__fixture-project-junit.xml");
-snapshot!(playwright_projects, "junit/playwright/launchable-cli__playwright__report.xml");
+snapshot!(
+    pytest_rerun_repeats,
+    "junit/pytest/mikepenz-ajr__flaky_success_first.xml"
+);
+snapshot!(
+    surefire_flaky,
+    "junit/surefire/jenkins-junit-plugin__TEST-io.olamy.FlakyTest.xml"
+);
+snapshot!(
+    nextest_retries,
+    "junit/nextest/nextest__fixture-project-junit.xml"
+);
+snapshot!(
+    playwright_projects,
+    "junit/playwright/launchable-cli__playwright__report.xml"
+);
 snapshot!(go_junit_report, "junit/go/go-junit-report__001-report.xml");
 snapshot!(phpunit, "junit/phpunit/dorny-test-reporter__phpunit.xml");
-snapshot!(multiresult, "junit/edge-cases/enricomi-putra__junit.multiresult.xml");
+snapshot!(
+    multiresult,
+    "junit/edge-cases/enricomi-putra__junit.multiresult.xml"
+);
 snapshot!(utf16_bom, "junit/malformed/xunit-viewer__utf-16.xml");
-snapshot!(googletest, "junit/googletest/launchable-cli__fail__output.xml");
+snapshot!(
+    googletest,
+    "junit/googletest/launchable-cli__fail__output.xml"
+);
 snapshot!(gradle, "junit/gradle/launchable-cli__reports__1.xml");
-snapshot!(russian_unicode, "junit/edge-cases/xunit-viewer__russian-unicode.xml");
+snapshot!(
+    russian_unicode,
+    "junit/edge-cases/xunit-viewer__russian-unicode.xml"
+);
