@@ -21,7 +21,7 @@ fn evidence(score: &TestScore, kind: EvidenceKind) -> Option<Vec<u32>> {
 fn retry_pass_after_failure_on_same_commit_is_flaky() {
     let s = judge("main", "P P P FP P P P P");
     assert_eq!(s.status, Status::Flaky, "{s:?}");
-    assert!(s.probability > 0.9, "{}", s.probability);
+    assert!(s.probability > 0.6, "{}", s.probability);
     assert_eq!(evidence(&s, EvidenceKind::Retry), Some(vec![3]));
     assert_eq!((s.executions, s.failures), (9, 1));
     assert!(s.reason.contains("same commit"), "{}", s.reason);
@@ -53,14 +53,51 @@ fn intermittent_failures_across_commits_without_reruns_are_flaky() {
 }
 
 #[test]
-fn a_single_failure_is_suspicious_but_not_acted_on() {
+fn a_single_failure_is_not_enough_to_call_a_test_flaky() {
     let s = judge("main", &format!("{} F {}", times("P", 20), times("P", 20)));
-    assert!((0.5..0.9).contains(&s.probability), "{}", s.probability);
-    // min_recent_failures (2) holds the recommendation back.
+    assert_eq!(s.status, Status::Stable, "{s:?}");
+    assert!(s.probability < 0.3, "{}", s.probability);
     assert_eq!(s.recommendation, Recommendation::None);
-    let retry = judge("main", &format!("{} FP {}", times("P", 20), times("P", 20)));
-    assert_eq!(retry.status, Status::Flaky, "{retry:?}");
-    assert_eq!(retry.recommendation, Recommendation::None);
+}
+
+#[test]
+fn one_retried_failure_in_a_long_history_is_noise_but_two_are_flaky() {
+    // One failure in 42 executions, even retried into a pass, is within the noise a stable
+    // test shows (ε); the retry evidence is still reported.
+    let once = judge("main", &format!("{} FP {}", times("P", 20), times("P", 20)));
+    assert_eq!(once.status, Status::Stable, "{once:?}");
+    assert!(once.probability < 0.3, "{}", once.probability);
+    assert_eq!(evidence(&once, EvidenceKind::Retry), Some(vec![20]));
+    assert!(once.reason.contains("passed on retry"), "{}", once.reason);
+    let twice = judge(
+        "main",
+        &format!(
+            "{} FP {} FP {}",
+            times("P", 10),
+            times("P", 10),
+            times("P", 20)
+        ),
+    );
+    assert_eq!(twice.status, Status::Flaky, "{twice:?}");
+    assert!(twice.probability > 0.85, "{}", twice.probability);
+    assert_eq!(twice.recommendation, Recommendation::Quarantine);
+}
+
+#[test]
+fn two_adjacent_failures_between_passes_look_like_a_break_and_its_fix() {
+    // Without a re-run, two failures in a row on consecutive commits are as well explained by
+    // a commit that broke the test and the next one that fixed it: not called flaky.
+    let adjacent = judge(
+        "main",
+        &format!("{} F F {}", times("P", 20), times("P", 20)),
+    );
+    assert_eq!(adjacent.status, Status::Stable, "{adjacent:?}");
+    assert!(adjacent.probability < 0.5, "{}", adjacent.probability);
+    let apart = judge(
+        "main",
+        &format!("{} F P P F {}", times("P", 20), times("P", 20)),
+    );
+    assert_eq!(apart.status, Status::Flaky, "{apart:?}");
 }
 
 #[test]
@@ -306,18 +343,21 @@ fn a_shared_signature_failing_every_run_since_a_commit_is_not_hidden() {
 
 #[test]
 fn a_shared_signature_is_judged_on_the_runs_of_its_own_branch() {
-    // Main is broken by a shared helper for its last 8 runs; busy pull requests from before the
-    // break keep passing in between. Counted over all runs the signature would look
+    // Main is broken by a shared helper for its last 8 runs; busy pull requests opened before
+    // the break keep passing in between. Counted over all runs the signature would look
     // concentrated; on main's own runs it is not, so it stays evidence.
     let mut b = Builder::new(60);
     let broken = vec!["X"; 12];
-    for _ in 0..20 {
+    for i in 0..20 {
         b.run("main", "", &[]);
+        if i >= 17 {
+            b.run(&format!("pr-{i}"), "", &[]);
+        }
     }
-    for i in 0..8 {
+    for _ in 0..8 {
         b.run("main", "", &broken);
-        for pr in 0..3 {
-            b.run(&format!("pr-{i}-{pr}"), "", &[]);
+        for pr in 17..20 {
+            b.run(&format!("pr-{pr}"), "", &[]);
         }
     }
     let scores = b.score(&Policy::default());
@@ -361,11 +401,11 @@ fn no_recommendation_without_enough_recent_failures() {
 
 #[test]
 fn quarantine_at_or_above_the_flaky_threshold_and_warn_between_thresholds() {
-    // Two adjacent failures in 42 runs: P(flaky) ≈ 0.89.
+    // Two failures three runs apart in 44: P(flaky) ≈ 0.90.
     let mut b = Builder::new(1);
     b.history(
         "main",
-        &format!("{} F F {}", times("P", 20), times("P", 20)),
+        &format!("{} F P P F {}", times("P", 20), times("P", 20)),
     );
     let quarantine = b.score(&Policy::default()).swap_remove(0);
     assert!(
@@ -389,7 +429,7 @@ fn confidence_threshold_holds_back_weakly_supported_recommendations() {
     let mut b = Builder::new(1);
     b.history(
         "main",
-        &format!("{} F F {}", times("P", 20), times("P", 20)),
+        &format!("{} F P P F {}", times("P", 20), times("P", 20)),
     );
     let relaxed = b.score(&Policy::default()).swap_remove(0);
     assert_eq!(

@@ -2,16 +2,18 @@
 //! executions, and the posterior probability of "flaky" with a confidence.
 //!
 //! - **Stable**: failures are unexplained noise at a tiny rate ε.
-//! - **Flaky**: each execution fails independently with an unknown rate p ~ Beta(a, b).
+//! - **Flaky**: each execution fails independently with an unknown rate p ~ Beta(a, b),
+//!   truncated to p ≤ 0.8 (a test that nearly always fails is broken, not flaky).
 //! - **Broken**: the result is a function of the code. Per branch, a two-state (pass/fail)
 //!   hidden Markov chain over the commits in the order they first ran: a commit changes the
 //!   state with probability ρ, and each execution disagrees with its commit's state with
-//!   probability ε. A branch other than the default one starts from the default branch's state
-//!   at the time (a pull request inherits its base) or, with equal weight, from a passing state
-//!   (its base may predate a breakage), then may change with probability ρ.
+//!   probability ε. The default branch starts failing with probability 0.2; another branch
+//!   starts from the default branch's state when the branch began (a pull request inherits its
+//!   base), drifting towards passing with probability δ (its base may predate a breakage), and
+//!   its own first commit may change it (ρ).
 //!
-//! The marginal likelihoods are exact: the Beta-Binomial integral in closed form, the chain by
-//! the forward algorithm.
+//! The marginal likelihoods are exact: the truncated Beta-Binomial integral by the incomplete
+//! Beta function, the chain by the forward algorithm. `docs/scoring.md` explains the choices.
 
 use super::evidence::{self, Obs};
 use super::runs::RunTable;
@@ -19,11 +21,18 @@ use super::runs::RunTable;
 /// Rate of failures that neither flakiness, nor the code, nor detected infrastructure
 /// explain: the stable model's failures, and the broken model's disagreements with the code's
 /// state. Small, because the infrastructure guards have already removed the usual cause.
-pub(crate) const EPSILON: f64 = 0.0001;
+pub(crate) const EPSILON: f64 = 0.001;
 /// Probability that a given commit changes a given test's result.
-pub(crate) const RHO: f64 = 0.005;
-/// Weight of "a branch starts from the default branch's current state".
-pub(crate) const INHERIT: f64 = 0.5;
+pub(crate) const RHO: f64 = 0.02;
+/// Probability that a branch's base differs from the default branch's latest state when the
+/// branch first ran (its base is older and the default branch changed since).
+pub(crate) const BASE_DRIFT: f64 = 0.05;
+/// Probability that a test is failing where its history (on a branch with nothing to inherit
+/// from) begins.
+pub(crate) const START_FAILING: f64 = 0.2;
+/// The flaky model's failure rate is at most this: a test that fails nearly always is broken
+/// (perhaps with the odd lucky pass), not flaky.
+pub(crate) const MAX_FLAKE_RATE: f64 = 0.8;
 /// Beta prior of a flaky test's failure rate: mean a / (a + b) = 0.2, with most mass on low
 /// rates, where flaky tests live.
 pub(crate) const BETA_A: f64 = 0.5;
@@ -68,7 +77,7 @@ pub(crate) fn judge(clean: &[Obs], table: &RunTable, cells: &mut Vec<Cell>) -> J
     let log_evidence = [
         log_stable(n, k),
         log_flaky(n, k),
-        log_broken(cells, table.default_branch),
+        log_broken(cells, table.default_branch, &table.branch_start),
     ];
     from_evidence(log_evidence)
 }
@@ -104,13 +113,62 @@ pub(crate) fn log_stable(n: f64, k: f64) -> f64 {
     k * EPSILON.ln() + (n - k) * (-EPSILON).ln_1p()
 }
 
+/// The Beta-Binomial marginal likelihood with the Beta prior truncated to
+/// `[0, MAX_FLAKE_RATE]`: `B_x(k + a, n − k + b) / B_x(a, b)` with incomplete Beta functions.
 pub(crate) fn log_flaky(n: f64, k: f64) -> f64 {
-    ln_beta(k + BETA_A, n - k + BETA_B) - ln_beta(BETA_A, BETA_B)
+    ln_incomplete_beta(MAX_FLAKE_RATE, k + BETA_A, n - k + BETA_B)
+        - ln_incomplete_beta(MAX_FLAKE_RATE, BETA_A, BETA_B)
+}
+
+/// ln B_x(a, b) = ln ∫₀ˣ t^(a−1) (1−t)^(b−1) dt, by the continued fraction for the
+/// regularized incomplete Beta function (Lentz's method), on the side where it converges fast.
+pub(crate) fn ln_incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
+    if x >= 1.0 {
+        return ln_beta(a, b);
+    }
+    if x <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if x < (a + 1.0) / (a + b + 2.0) {
+        a * x.ln() + b * (-x).ln_1p() - a.ln() + beta_continued_fraction(x, a, b).ln()
+    } else {
+        // B_x(a, b) = B(a, b) − B_{1−x}(b, a)
+        let rest =
+            b * (1.0 - x).ln() + a * x.ln() - b.ln() + beta_continued_fraction(1.0 - x, b, a).ln();
+        let full = ln_beta(a, b);
+        full + (-(rest - full).exp()).ln_1p()
+    }
+}
+
+fn beta_continued_fraction(x: f64, a: f64, b: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    let guard = |v: f64| if v.abs() < TINY { TINY } else { v };
+    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    let mut c = 1.0;
+    let mut d = 1.0 / guard(1.0 - qab * x / qap);
+    let mut h = d;
+    for m in 1..=300 {
+        let m = f64::from(m);
+        let m2 = 2.0 * m;
+        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1.0 / guard(1.0 + aa * d);
+        c = guard(1.0 + aa / c);
+        h *= d * c;
+        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1.0 / guard(1.0 + aa * d);
+        c = guard(1.0 + aa / c);
+        let step = d * c;
+        h *= step;
+        if (step - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    h
 }
 
 /// Forward algorithm over each branch's cells; the default branch first, so other branches can
 /// start from its state at the time they began.
-pub(crate) fn log_broken(cells: &[Cell], default_branch: Option<u32>) -> f64 {
+pub(crate) fn log_broken(cells: &[Cell], default_branch: Option<u32>, branch_start: &[u32]) -> f64 {
     let (stay, change) = ((-RHO).ln_1p(), RHO.ln());
     let (agree, disagree) = ((-EPSILON).ln_1p(), EPSILON.ln());
     // (first rank, P(failing)) after each commit of the default branch.
@@ -118,20 +176,25 @@ pub(crate) fn log_broken(cells: &[Cell], default_branch: Option<u32>) -> f64 {
     let mut total = 0.0;
     for branch in cells.chunk_by(|a, b| a.branch == b.branch) {
         let is_default = Some(branch[0].branch) == default_branch;
+        // A branch inherits the default branch's state as of when the branch began (its base),
+        // which may be before this test's window: then it starts like the window does.
+        let began = branch_start
+            .get(branch[0].branch as usize)
+            .copied()
+            .unwrap_or(branch[0].first_rank);
         let start_failing = if is_default || default_trace.is_empty() {
-            0.5
+            START_FAILING
         } else {
-            match default_trace.partition_point(|&(rank, _)| rank < branch[0].first_rank) {
-                0 => 0.5,
-                i => {
-                    // Half the weight on "based on the default branch as it is now", half on
-                    // "based on an older, passing default branch": a pull request opened
-                    // before a breakage keeps passing while the default branch fails.
-                    let q = default_trace[i - 1].1;
-                    let current = q * (1.0 - RHO) + (1.0 - q) * RHO;
-                    INHERIT * current + (1.0 - INHERIT) * RHO
-                }
-            }
+            // The default branch's last commit before the branch began; a branch older than
+            // the window inherits the state the window starts with.
+            let i = default_trace
+                .partition_point(|&(rank, _)| rank < began)
+                .max(1);
+            // The base had that state, unless the base is older and the state changed since
+            // (δ, towards passing: a branch opened before a breakage); then the branch's own
+            // first commit may change it (ρ).
+            let base = default_trace[i - 1].1 * (1.0 - BASE_DRIFT);
+            base * (1.0 - RHO) + (1.0 - base) * RHO
         };
         let (mut fail, mut pass) = (start_failing.ln(), (1.0 - start_failing).ln());
         for (i, cell) in branch.iter().enumerate() {
@@ -217,6 +280,31 @@ mod tests {
     }
 
     #[test]
+    fn incomplete_beta_matches_closed_forms() {
+        // B_x(1, 1) = x; B_x(2, 1) = x²/2; B_x(1, 3) = (1 − (1−x)³)/3
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(ln_incomplete_beta(0.3, 1.0, 1.0), 0.3f64.ln()));
+        assert!(close(
+            ln_incomplete_beta(0.9, 2.0, 1.0),
+            (0.81f64 / 2.0).ln()
+        ));
+        assert!(close(
+            ln_incomplete_beta(0.9, 1.0, 3.0),
+            ((1.0 - 0.001f64) / 3.0).ln()
+        ));
+        assert!(close(ln_incomplete_beta(1.0, 2.5, 7.0), ln_beta(2.5, 7.0)));
+        // Large arguments stay finite and below the complete function.
+        let big = ln_incomplete_beta(0.9, 480.5, 2.0);
+        assert!(big.is_finite() && big < ln_beta(480.5, 2.0));
+    }
+
+    #[test]
+    fn a_test_that_always_fails_is_poorly_explained_as_flaky() {
+        // Truncating the rate at 0.8 makes 40 failures in a row about e^6 less likely.
+        assert!(log_flaky(40.0, 40.0) < ln_beta(40.5, 2.0) - ln_beta(0.5, 2.0) - 6.0);
+    }
+
+    #[test]
     fn posterior_sums_to_one() {
         let j = from_evidence([-3.0, -4.0, -10.0]);
         assert!((j.posterior.iter().sum::<f64>() - 1.0).abs() < 1e-12);
@@ -232,8 +320,8 @@ mod tests {
             fails,
             passes,
         };
-        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], Some(0));
-        let disagreeing = log_broken(&[cell(0, 1, 1)], Some(0));
+        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], Some(0), &[0]);
+        let disagreeing = log_broken(&[cell(0, 1, 1)], Some(0), &[0]);
         assert!(disagreeing < consistent - 1.0);
     }
 }

@@ -156,9 +156,15 @@ pub(crate) fn reason(
             "Stable (P = {p:.2}): its {} of {n} executions are explained by code changes that were later undone",
             plural(k, "failure", "failures")
         ),
+        Status::Stable if facts.has_same_commit_evidence() => format!(
+            "Stable (P = {p:.2}): {} in {n} executions, passed on retry, {} too few to call it flaky yet",
+            plural(k, "failure", "failures"),
+            if k == 1 { "is" } else { "are" }
+        ),
         Status::Stable => format!(
-            "Stable (P = {p:.2}): {} in {n} executions is too little to call it flaky",
-            plural(k, "failure", "failures")
+            "Stable (P = {p:.2}): {} in {n} executions {} too few to call it flaky",
+            plural(k, "failure", "failures"),
+            if k == 1 { "is" } else { "are" }
         ),
         Status::InsufficientData => format!(
             "Not enough data: {} ({} needed) and no same-commit evidence",

@@ -34,6 +34,9 @@ pub(crate) struct RunTable {
     /// Interned branch; runs without a branch share one id.
     pub(crate) branch: Vec<u32>,
     pub(crate) time_ms: Vec<i64>,
+    /// Per branch id, the rank of the branch's first run in the whole history: when it began,
+    /// even if that is before a test's window.
+    pub(crate) branch_start: Vec<u32>,
     /// The default branch's id; `None` judges all branches together.
     pub(crate) default_branch: Option<u32>,
     /// The default branch's name, for explanations.
@@ -105,7 +108,12 @@ impl RunTable {
             .or_else(|| find("main"))
             .or_else(|| find("master"));
 
+        let mut branch_start = vec![u32::MAX; branches.len()];
+        for (r, &b) in branch.iter().enumerate() {
+            branch_start[b as usize] = branch_start[b as usize].min(rank[r]);
+        }
         let mut table = RunTable {
+            branch_start,
             rank,
             group,
             code,
