@@ -15,6 +15,8 @@
 //! The marginal likelihoods are exact: the truncated Beta-Binomial integral by the incomplete
 //! Beta function, the chain by the forward algorithm. `docs/scoring.md` explains the choices.
 
+use std::sync::LazyLock;
+
 use super::evidence::{self, Obs};
 use super::runs::RunTable;
 
@@ -70,14 +72,19 @@ impl Judgement {
     }
 }
 
-pub(crate) fn judge(clean: &[Obs], table: &RunTable, cells: &mut Vec<Cell>) -> Judgement {
+pub(crate) fn judge(
+    clean: &[Obs],
+    table: &RunTable,
+    cells: &mut Vec<Cell>,
+    trace: &mut Vec<(u32, f64)>,
+) -> Judgement {
     let n = clean.len() as f64;
     let k = clean.iter().filter(|o| o.fail()).count() as f64;
     evidence::cells(table, clean, cells);
     let log_evidence = [
         log_stable(n, k),
         log_flaky(n, k),
-        log_broken(cells, table.default_branch, &table.branch_start),
+        log_broken(cells, table.default_branch, &table.branch_start, trace),
     ];
     from_evidence(log_evidence)
 }
@@ -116,8 +123,9 @@ pub(crate) fn log_stable(n: f64, k: f64) -> f64 {
 /// The Beta-Binomial marginal likelihood with the Beta prior truncated to
 /// `[0, MAX_FLAKE_RATE]`: `B_x(k + a, n − k + b) / B_x(a, b)` with incomplete Beta functions.
 pub(crate) fn log_flaky(n: f64, k: f64) -> f64 {
-    ln_incomplete_beta(MAX_FLAKE_RATE, k + BETA_A, n - k + BETA_B)
-        - ln_incomplete_beta(MAX_FLAKE_RATE, BETA_A, BETA_B)
+    static PRIOR_MASS: LazyLock<f64> =
+        LazyLock::new(|| ln_incomplete_beta(MAX_FLAKE_RATE, BETA_A, BETA_B));
+    ln_incomplete_beta(MAX_FLAKE_RATE, k + BETA_A, n - k + BETA_B) - *PRIOR_MASS
 }
 
 /// ln B_x(a, b) = ln ∫₀ˣ t^(a−1) (1−t)^(b−1) dt, by the continued fraction for the
@@ -168,52 +176,74 @@ fn beta_continued_fraction(x: f64, a: f64, b: f64) -> f64 {
 
 /// Forward algorithm over each branch's cells; the default branch first, so other branches can
 /// start from its state at the time they began.
-pub(crate) fn log_broken(cells: &[Cell], default_branch: Option<u32>, branch_start: &[u32]) -> f64 {
-    let (stay, change) = ((-RHO).ln_1p(), RHO.ln());
+///
+/// It runs in probability space, renormalized after every commit, with the scale kept in a
+/// running product: the emission ratios are powers of ε/(1−ε), so a commit costs no
+/// logarithm or exponential (this is the hot loop when scoring 100k tests).
+pub(crate) fn log_broken(
+    cells: &[Cell],
+    default_branch: Option<u32>,
+    branch_start: &[u32],
+    trace: &mut Vec<(u32, f64)>,
+) -> f64 {
     let (agree, disagree) = ((-EPSILON).ln_1p(), EPSILON.ln());
+    let ratio = EPSILON / (1.0 - EPSILON);
     // (first rank, P(failing)) after each commit of the default branch.
-    let mut default_trace: Vec<(u32, f64)> = Vec::new();
-    let mut total = 0.0;
+    trace.clear();
+    let mut log_scale = 0.0;
+    let mut scale = 1.0f64;
     for branch in cells.chunk_by(|a, b| a.branch == b.branch) {
         let is_default = Some(branch[0].branch) == default_branch;
         // A branch inherits the default branch's state as of when the branch began (its base),
-        // which may be before this test's window: then it starts like the window does.
+        // which may be before this test's window.
         let began = branch_start
             .get(branch[0].branch as usize)
             .copied()
             .unwrap_or(branch[0].first_rank);
-        let start_failing = if is_default || default_trace.is_empty() {
+        let start_failing = if is_default || trace.is_empty() {
             START_FAILING
         } else {
             // The default branch's last commit before the branch began; a branch older than
             // the window inherits the state the window starts with.
-            let i = default_trace
-                .partition_point(|&(rank, _)| rank < began)
-                .max(1);
+            let i = trace.partition_point(|&(rank, _)| rank < began).max(1);
             // The base had that state, unless the base is older and the state changed since
             // (δ, towards passing: a branch opened before a breakage); then the branch's own
             // first commit may change it (ρ).
-            let base = default_trace[i - 1].1 * (1.0 - BASE_DRIFT);
+            let base = trace[i - 1].1 * (1.0 - BASE_DRIFT);
             base * (1.0 - RHO) + (1.0 - base) * RHO
         };
-        let (mut fail, mut pass) = (start_failing.ln(), (1.0 - start_failing).ln());
+        let (mut fail, mut pass) = (start_failing, 1.0 - start_failing);
         for (i, cell) in branch.iter().enumerate() {
-            let (f, p) = (f64::from(cell.fails), f64::from(cell.passes));
             if i > 0 {
                 (fail, pass) = (
-                    log_sum_exp(fail + stay, pass + change),
-                    log_sum_exp(pass + stay, fail + change),
+                    fail * (1.0 - RHO) + pass * RHO,
+                    pass * (1.0 - RHO) + fail * RHO,
                 );
             }
-            fail += f * agree + p * disagree;
-            pass += p * agree + f * disagree;
+            // The likelier state's emission is factored out into the log scale; the other
+            // state's is relative to it.
+            let (f, p) = (cell.fails, cell.passes);
+            let (major, minor) = (f.max(p), f.min(p));
+            log_scale += f64::from(major) * agree + f64::from(minor) * disagree;
+            let relative = ratio.powi(i32::try_from(major - minor).unwrap_or(i32::MAX));
+            if f >= p {
+                pass *= relative;
+            } else {
+                fail *= relative;
+            }
+            let sum = fail + pass;
+            (fail, pass) = (fail / sum, pass / sum);
+            scale *= sum;
+            if scale < 1e-250 {
+                log_scale += scale.ln();
+                scale = 1.0;
+            }
             if is_default {
-                default_trace.push((cell.first_rank, (fail - log_sum_exp(fail, pass)).exp()));
+                trace.push((cell.first_rank, fail));
             }
         }
-        total += log_sum_exp(fail, pass);
     }
-    total
+    log_scale + scale.ln()
 }
 
 pub(crate) fn log_sum_exp(a: f64, b: f64) -> f64 {
@@ -320,8 +350,9 @@ mod tests {
             fails,
             passes,
         };
-        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], Some(0), &[0]);
-        let disagreeing = log_broken(&[cell(0, 1, 1)], Some(0), &[0]);
+        let trace = &mut Vec::new();
+        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], Some(0), &[0], trace);
+        let disagreeing = log_broken(&[cell(0, 1, 1)], Some(0), &[0], trace);
         assert!(disagreeing < consistent - 1.0);
     }
 }

@@ -35,6 +35,7 @@ pub(crate) struct Scratch {
     /// The window's executions that are evidence: not skipped, not infrastructure failures.
     pub(crate) clean: Vec<Obs>,
     pub(crate) cells: Vec<Cell>,
+    pub(crate) trace: Vec<(u32, f64)>,
     pub(crate) legacy: super::legacy::Scratch,
     keyed: Vec<(u32, u32, u32, u32, bool, RunId)>,
     sigs: Vec<u64>,

@@ -191,7 +191,12 @@ fn score_test(
         policy.rolling_window_size.max(1) as usize,
         &mut scratch.legacy,
     );
-    let judgement = bayes::judge(&scratch.clean, table, &mut scratch.cells);
+    let judgement = bayes::judge(
+        &scratch.clean,
+        table,
+        &mut scratch.cells,
+        &mut scratch.trace,
+    );
     let same_commit = facts.has_same_commit_evidence();
     let status = if facts.clean_executions < policy.min_occurrences as usize && !same_commit {
         Status::InsufficientData
