@@ -355,4 +355,74 @@ mod tests {
         let disagreeing = log_broken(&[cell(0, 1, 1)], Some(0), &[0], trace);
         assert!(disagreeing < consistent - 1.0);
     }
+
+    /// One commit per run on main: passes, then `pattern` (true = failure), then passes.
+    fn main_history(before: usize, pattern: &[bool], after: usize) -> (f64, f64, Vec<Cell>) {
+        let outcomes: Vec<bool> = std::iter::repeat_n(false, before)
+            .chain(pattern.iter().copied())
+            .chain(std::iter::repeat_n(false, after))
+            .collect();
+        let cells = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, &failed)| Cell {
+                branch: 0,
+                code: i as u32,
+                first_rank: i as u32,
+                fails: u32::from(failed),
+                passes: u32::from(!failed),
+            })
+            .collect();
+        let k = outcomes.iter().filter(|&&f| f).count();
+        (outcomes.len() as f64, k as f64, cells)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 0.005
+    }
+
+    #[test]
+    fn worked_example_two_failures_three_runs_apart() {
+        // docs/scoring.md, "Two failures, three runs apart".
+        let (n, k, cells) = main_history(20, &[true, false, false, true], 20);
+        let e = [
+            log_stable(n, k),
+            log_flaky(n, k),
+            log_broken(&cells, Some(0), &[0], &mut Vec::new()),
+        ];
+        assert!(
+            close(e[0], -13.86) && close(e[1], -9.49) && close(e[2], -14.25),
+            "{e:?}"
+        );
+        let j = from_evidence(e);
+        assert!(
+            close(j.posterior[0], 0.09) && close(j.posterior[2], 0.01),
+            "{j:?}"
+        );
+        assert!(
+            close(j.probability, 0.90) && close(j.confidence, 0.99),
+            "{j:?}"
+        );
+    }
+
+    #[test]
+    fn worked_example_two_adjacent_failures() {
+        // docs/scoring.md, "Two failures in a row".
+        let (n, k, cells) = main_history(20, &[true, true], 20);
+        let e = [
+            log_stable(n, k),
+            log_flaky(n, k),
+            log_broken(&cells, Some(0), &[0], &mut Vec::new()),
+        ];
+        assert!(
+            close(e[0], -13.86) && close(e[1], -9.37) && close(e[2], -8.87),
+            "{e:?}"
+        );
+        let j = from_evidence(e);
+        assert!(
+            close(j.posterior[2], 0.60) && close(j.probability, 0.36),
+            "{j:?}"
+        );
+        assert_eq!(j.confidence, 0.0);
+    }
 }
