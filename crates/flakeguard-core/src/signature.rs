@@ -59,9 +59,20 @@ fn normalize_into(msg: &str, out: &mut String) {
     let mut pending_space = false;
     while i < b.len() {
         let c = b[i];
-        if c.is_ascii_whitespace() {
+        // `i` is always at a character boundary: it only ever moves past ASCII bytes or whole
+        // characters.
+        let ch = if c.is_ascii() {
+            char::from(c)
+        } else {
+            msg[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER)
+        };
+        // No-break and other Unicode spaces collapse like ASCII ones.
+        if ch.is_whitespace() {
             pending_space = true;
-            i += 1;
+            i += ch.len_utf8();
             continue;
         }
         if pending_space {
@@ -78,19 +89,8 @@ fn normalize_into(msg: &str, out: &mut String) {
             i = end;
             continue;
         }
-        if c.is_ascii() {
-            out.push(char::from(c));
-            i += 1;
-        } else {
-            // `i` is always at a character boundary: it only ever moves past ASCII bytes or
-            // whole characters.
-            let ch = msg[i..]
-                .chars()
-                .next()
-                .unwrap_or(char::REPLACEMENT_CHARACTER);
-            out.push(ch);
-            i += ch.len_utf8().max(1);
-        }
+        out.push(ch);
+        i += ch.len_utf8();
     }
 }
 
@@ -364,7 +364,8 @@ fn path_at(b: &[u8], i: usize, prev: Option<u8>) -> Option<usize> {
     }
     let drive = b.get(i).is_some_and(u8::is_ascii_alphabetic)
         && b.get(i + 1) == Some(&b':')
-        && b.get(i + 2).is_some_and(|&c| is_separator(c));
+        && b.get(i + 2).is_some_and(|&c| is_separator(c))
+        && b.get(i + 3).is_some_and(u8::is_ascii_alphanumeric);
     let mut j = if drive { i + 2 } else { i };
     while j < b.len() && is_path_char(b[j]) {
         j += 1;
