@@ -266,6 +266,39 @@ fn runs_without_commit_or_branch_are_still_judged() {
     assert_eq!(s.status, Status::Flaky, "{s:?}");
 }
 
+#[test]
+fn failing_on_one_job_of_a_matrix_and_passing_on_another_is_broken_not_flaky() {
+    // Every CI run tests the commit on Linux and on Windows; from run 10 on, the test fails on
+    // Windows only. Same commit, same CI run, different outcomes: but different platforms.
+    let mut b = Builder::new(1);
+    for i in 0..16 {
+        let windows: &[&str] = if i >= 10 { &["F"] } else { &["P"] };
+        b.matrix(
+            "main",
+            &[("test (linux)", &["P"]), ("test (windows)", windows)],
+        );
+    }
+    let s = b.score_first();
+    assert_eq!(s.status, Status::Broken, "{s:?}");
+    assert!(s.evidence.is_empty(), "{:?}", s.evidence);
+    assert_eq!(s.recommendation, Recommendation::None);
+}
+
+#[test]
+fn a_retry_pass_within_one_job_of_a_matrix_is_still_retry_evidence() {
+    let mut b = Builder::new(1);
+    for i in 0..16 {
+        let linux: &[&str] = if i % 5 == 2 { &["FP"] } else { &["P"] };
+        b.matrix(
+            "main",
+            &[("test (linux)", linux), ("test (windows)", &["P"])],
+        );
+    }
+    let s = b.score_first();
+    assert_eq!(s.status, Status::Flaky, "{s:?}");
+    assert_eq!(evidence(&s, EvidenceKind::Retry).map(|r| r.len()), Some(3));
+}
+
 // ---- Infrastructure guards ------------------------------------------------------------------
 
 #[test]

@@ -46,10 +46,11 @@ pub(crate) const PRIOR_BROKEN: f64 = 0.1;
 /// Posterior probability at and above which the status is flaky.
 pub(crate) const FLAKY_CUT: f64 = 0.5;
 
-/// The executions of one code state (one commit, or one CI run without commit) on one branch.
+/// The executions of one code state (one commit, or one CI run without commit) in one lane
+/// (branch and job).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cell {
-    pub(crate) branch: u32,
+    pub(crate) lane: u32,
     pub(crate) code: u32,
     pub(crate) first_rank: u32,
     pub(crate) fails: u32,
@@ -76,7 +77,7 @@ pub(crate) fn judge(
     clean: &[Obs],
     table: &RunTable,
     cells: &mut Vec<Cell>,
-    trace: &mut Vec<(u32, f64)>,
+    trace: &mut Vec<(u32, u32, f64)>,
 ) -> Judgement {
     let n = clean.len() as f64;
     let k = clean.iter().filter(|o| o.fail()).count() as f64;
@@ -84,7 +85,7 @@ pub(crate) fn judge(
     let log_evidence = [
         log_stable(n, k),
         log_flaky(n, k),
-        log_broken(cells, table.default_branch, &table.branch_start, trace),
+        log_broken(cells, &Lanes::of(table), trace),
     ];
     from_evidence(log_evidence)
 }
@@ -174,46 +175,83 @@ fn beta_continued_fraction(x: f64, a: f64, b: f64) -> f64 {
     h
 }
 
-/// Forward algorithm over each branch's cells; the default branch first, so other branches can
-/// start from its state at the time they began.
+/// What the broken model needs to know about lanes (branch and job).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lanes<'a> {
+    pub(crate) default_branch: Option<u32>,
+    pub(crate) lane_branch: &'a [u32],
+    pub(crate) lane_job: &'a [u32],
+    /// Per branch, the rank of its first run.
+    pub(crate) branch_start: &'a [u32],
+}
+
+impl<'a> Lanes<'a> {
+    fn of(table: &'a RunTable) -> Self {
+        Lanes {
+            default_branch: table.default_branch,
+            lane_branch: &table.lane_branch,
+            lane_job: &table.lane_job,
+            branch_start: &table.branch_start,
+        }
+    }
+}
+
+/// Forward algorithm over each lane's cells; the default branch's lanes first, so the lanes of
+/// other branches can start from the default branch's state (in the same job) at the time they
+/// began.
 ///
 /// It runs in probability space, renormalized after every commit, with the scale kept in a
 /// running product: the emission ratios are powers of ε/(1−ε), so a commit costs no
 /// logarithm or exponential (this is the hot loop when scoring 100k tests).
 pub(crate) fn log_broken(
     cells: &[Cell],
-    default_branch: Option<u32>,
-    branch_start: &[u32],
-    trace: &mut Vec<(u32, f64)>,
+    lanes: &Lanes<'_>,
+    trace: &mut Vec<(u32, u32, f64)>,
 ) -> f64 {
     let (agree, disagree) = ((-EPSILON).ln_1p(), EPSILON.ln());
     let ratio = EPSILON / (1.0 - EPSILON);
-    // (first rank, P(failing)) after each commit of the default branch.
+    // (job, first rank, P(failing)) after each commit of the default branch's lanes.
     trace.clear();
+    let mut trace_sorted = false;
     let mut log_scale = 0.0;
     let mut scale = 1.0f64;
-    for branch in cells.chunk_by(|a, b| a.branch == b.branch) {
-        let is_default = Some(branch[0].branch) == default_branch;
-        // A branch inherits the default branch's state as of when the branch began (its base),
-        // which may be before this test's window.
-        let began = branch_start
-            .get(branch[0].branch as usize)
-            .copied()
-            .unwrap_or(branch[0].first_rank);
-        let start_failing = if is_default || trace.is_empty() {
+    for lane in cells.chunk_by(|a, b| a.lane == b.lane) {
+        let id = lane[0].lane as usize;
+        let branch = lanes.lane_branch[id];
+        let job = lanes.lane_job[id];
+        let is_default = Some(branch) == lanes.default_branch;
+        if !is_default && !trace_sorted {
+            trace.sort_by_key(|&(job, rank, _)| (job, rank));
+            trace_sorted = true;
+        }
+        // The same job's trace on the default branch.
+        let same_job = if is_default {
+            &trace[..0]
+        } else {
+            let from = trace.partition_point(|t| t.0 < job);
+            let to = trace.partition_point(|t| t.0 <= job);
+            &trace[from..to]
+        };
+        let start_failing = if same_job.is_empty() {
             START_FAILING
         } else {
-            // The default branch's last commit before the branch began; a branch older than
-            // the window inherits the state the window starts with.
-            let i = trace.partition_point(|&(rank, _)| rank < began).max(1);
+            // A branch inherits the default branch's state as of when the branch began (its
+            // base): its last commit before then; a branch older than the window inherits the
+            // state the window starts with.
+            let began = lanes
+                .branch_start
+                .get(branch as usize)
+                .copied()
+                .unwrap_or(lane[0].first_rank);
+            let i = same_job.partition_point(|t| t.1 < began).max(1);
             // The base had that state, unless the base is older and the state changed since
             // (δ, towards passing: a branch opened before a breakage); then the branch's own
             // first commit may change it (ρ).
-            let base = trace[i - 1].1 * (1.0 - BASE_DRIFT);
+            let base = same_job[i - 1].2 * (1.0 - BASE_DRIFT);
             base * (1.0 - RHO) + (1.0 - base) * RHO
         };
         let (mut fail, mut pass) = (start_failing, 1.0 - start_failing);
-        for (i, cell) in branch.iter().enumerate() {
+        for (i, cell) in lane.iter().enumerate() {
             if i > 0 {
                 (fail, pass) = (
                     fail * (1.0 - RHO) + pass * RHO,
@@ -239,7 +277,7 @@ pub(crate) fn log_broken(
                 scale = 1.0;
             }
             if is_default {
-                trace.push((cell.first_rank, fail));
+                trace.push((job, cell.first_rank, fail));
             }
         }
     }
@@ -289,6 +327,14 @@ pub(crate) fn ln_gamma(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One lane: `main`, one job.
+    const MAIN_ONLY: Lanes<'static> = Lanes {
+        default_branch: Some(0),
+        lane_branch: &[0],
+        lane_job: &[0],
+        branch_start: &[0],
+    };
 
     #[test]
     fn ln_gamma_matches_known_values() {
@@ -344,15 +390,15 @@ mod tests {
     #[test]
     fn a_failure_at_the_same_commit_as_a_pass_is_expensive_for_the_broken_model() {
         let cell = |code, fails, passes| Cell {
-            branch: 0,
+            lane: 0,
             code,
             first_rank: code,
             fails,
             passes,
         };
         let trace = &mut Vec::new();
-        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], Some(0), &[0], trace);
-        let disagreeing = log_broken(&[cell(0, 1, 1)], Some(0), &[0], trace);
+        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], &MAIN_ONLY, trace);
+        let disagreeing = log_broken(&[cell(0, 1, 1)], &MAIN_ONLY, trace);
         assert!(disagreeing < consistent - 1.0);
     }
 
@@ -366,7 +412,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &failed)| Cell {
-                branch: 0,
+                lane: 0,
                 code: i as u32,
                 first_rank: i as u32,
                 fails: u32::from(failed),
@@ -388,7 +434,7 @@ mod tests {
         let e = [
             log_stable(n, k),
             log_flaky(n, k),
-            log_broken(&cells, Some(0), &[0], &mut Vec::new()),
+            log_broken(&cells, &MAIN_ONLY, &mut Vec::new()),
         ];
         assert!(
             close(e[0], -13.86) && close(e[1], -9.49) && close(e[2], -14.25),
@@ -412,7 +458,7 @@ mod tests {
         let e = [
             log_stable(n, k),
             log_flaky(n, k),
-            log_broken(&cells, Some(0), &[0], &mut Vec::new()),
+            log_broken(&cells, &MAIN_ONLY, &mut Vec::new()),
         ];
         assert!(
             close(e[0], -13.86) && close(e[1], -9.37) && close(e[2], -8.87),

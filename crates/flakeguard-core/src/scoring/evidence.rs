@@ -35,7 +35,7 @@ pub(crate) struct Scratch {
     /// The window's executions that are evidence: not skipped, not infrastructure failures.
     pub(crate) clean: Vec<Obs>,
     pub(crate) cells: Vec<Cell>,
-    pub(crate) trace: Vec<(u32, f64)>,
+    pub(crate) trace: Vec<(u32, u32, f64)>,
     pub(crate) legacy: super::legacy::Scratch,
     keyed: Vec<(u32, u32, u32, u32, bool, RunId)>,
     sigs: Vec<u64>,
@@ -201,21 +201,42 @@ fn sorted_runs(runs: impl Iterator<Item = RunId>) -> Vec<RunId> {
     v
 }
 
+/// The longest failure streak that ends a lane of the default branch: a test broken on one job
+/// of a matrix is broken even if the other jobs pass. Without a default branch, all branches
+/// are one, per job.
 fn default_streak(table: &RunTable, clean: &[Obs]) -> Streak {
-    let on_default = |o: &&Obs| {
-        table
-            .default_branch
-            .is_none_or(|d| table.branch[o.run as usize] == d)
-    };
-    let mut streak = Streak::default();
-    for o in clean.iter().rev().filter(on_default) {
-        if !o.fail() {
-            break;
+    // (lane or job, still counting, streak)
+    let mut lanes: Vec<(u32, bool, Streak)> = Vec::new();
+    for o in clean.iter().rev() {
+        let r = o.run as usize;
+        let key = match table.default_branch {
+            Some(d) if table.branch[r] != d => continue,
+            Some(_) => table.lane[r],
+            None => table.job[r],
+        };
+        let i = match lanes.iter().position(|l| l.0 == key) {
+            Some(i) => i,
+            None => {
+                lanes.push((key, true, Streak::default()));
+                lanes.len() - 1
+            }
+        };
+        let entry = &mut lanes[i];
+        if !entry.1 {
+            continue;
         }
-        streak.failures += 1;
-        streak.since = Some(o.run);
+        if o.fail() {
+            entry.2.failures += 1;
+            entry.2.since = Some(o.run);
+        } else {
+            entry.1 = false;
+        }
     }
-    streak
+    lanes
+        .into_iter()
+        .map(|l| l.2)
+        .max_by_key(|s| s.failures)
+        .unwrap_or_default()
 }
 
 /// Retry flakes (failed then passed within one CI run or its re-runs) and commit flakes
@@ -229,15 +250,23 @@ fn same_commit_evidence(
     if facts.clean_failures == 0 || facts.clean_failures == clean.len() {
         return;
     }
-    // (run group, rank, attempt, -, failed, run): each group in time and attempt order.
+    // (run group, job, rank, attempt, failed, run): each CI run's job in time and attempt
+    // order. Another job of the same CI run is another platform, not a retry.
     keyed.clear();
     keyed.extend(clean.iter().map(|o| {
         let r = o.run as usize;
-        (table.group[r], o.rank, o.attempt, 0, o.fail(), o.run)
+        (
+            table.group[r],
+            table.job[r],
+            o.rank,
+            o.attempt,
+            o.fail(),
+            o.run,
+        )
     }));
     keyed.sort_unstable();
     let mut retry = Vec::new();
-    for group in keyed.chunk_by(|a, b| a.0 == b.0) {
+    for group in keyed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
         let Some(first_failure) = group.iter().position(|k| k.4) else {
             continue;
         };
@@ -248,7 +277,7 @@ fn same_commit_evidence(
     }
     facts.retry_runs = sorted_runs(retry.into_iter());
 
-    // (commit, run group, rank, attempt, failed, run) for runs with a known commit.
+    // (commit in its job, run group, rank, attempt, failed, run) for runs with a known commit.
     keyed.clear();
     keyed.extend(
         clean
@@ -286,25 +315,25 @@ fn same_commit_evidence(
     facts.commit_runs = sorted_runs(commit.into_iter());
 }
 
-/// Groups the clean executions into (branch, code) cells for the broken model, each branch's
-/// cells in the order its code first appeared.
+/// Groups the clean executions into (lane, code) cells for the broken model, each lane's cells
+/// in the order its code first appeared, the default branch's lanes first.
 pub(crate) fn cells(table: &RunTable, clean: &[Obs], cells: &mut Vec<Cell>) {
     cells.clear();
     for o in clean {
         let r = o.run as usize;
         cells.push(Cell {
-            branch: table.branch[r],
+            lane: table.lane[r],
             code: table.code[r],
             first_rank: o.rank,
             fails: u32::from(o.fail()),
             passes: u32::from(!o.fail()),
         });
     }
-    cells.sort_unstable_by_key(|c| (c.branch, c.code, c.first_rank));
+    cells.sort_unstable_by_key(|c| (c.lane, c.code, c.first_rank));
     let mut merged = 0;
     for i in 0..cells.len() {
         if merged > 0
-            && cells[merged - 1].branch == cells[i].branch
+            && cells[merged - 1].lane == cells[i].lane
             && cells[merged - 1].code == cells[i].code
         {
             cells[merged - 1].fails += cells[i].fails;
@@ -316,5 +345,8 @@ pub(crate) fn cells(table: &RunTable, clean: &[Obs], cells: &mut Vec<Cell>) {
     }
     cells.truncate(merged);
     let default = table.default_branch;
-    cells.sort_unstable_by_key(|c| (Some(c.branch) != default, c.branch, c.first_rank));
+    cells.sort_unstable_by_key(|c| {
+        let branch = table.lane_branch[c.lane as usize];
+        (Some(branch) != default, c.lane, c.first_rank)
+    });
 }

@@ -1,6 +1,10 @@
 //! Facts about runs, computed once per scoring pass and shared by every test: time order, the
-//! code each run tested, branches, the default branch, and the two infrastructure guards
-//! (outage runs, and failure signatures shared by many tests in one run).
+//! code each run tested, branches and jobs, the default branch, and the two infrastructure
+//! guards (outage runs, and failure signatures shared by many tests in one run).
+//!
+//! A *lane* is a (branch, job) pair: the sequence of runs of one CI job on one branch. A test
+//! that runs in several jobs of a matrix (Linux and Windows, two runtime versions) is judged
+//! per job, so failing on one platform and passing on another is not mistaken for flakiness.
 
 use std::collections::HashMap;
 
@@ -26,13 +30,20 @@ pub(crate) struct RunTable {
     pub(crate) rank: Vec<u32>,
     /// Interned `run_id`: a CI run and its re-runs share it.
     pub(crate) group: Vec<u32>,
-    /// Identity of the code a run tested: its commit, or its run group when the commit is
-    /// unknown (a re-run tests the same code as the run it repeats).
+    /// Identity of what a run tested: its commit (or its run group when the commit is unknown:
+    /// a re-run tests the same code as the run it repeats), in its job.
     pub(crate) code: Vec<u32>,
     /// Whether `code` is a real commit.
     pub(crate) has_commit: Vec<bool>,
     /// Interned branch; runs without a branch share one id.
     pub(crate) branch: Vec<u32>,
+    /// Interned job; runs without a job share one id.
+    pub(crate) job: Vec<u32>,
+    /// Interned (branch, job) of each run.
+    pub(crate) lane: Vec<u32>,
+    /// Per lane id, its branch and its job.
+    pub(crate) lane_branch: Vec<u32>,
+    pub(crate) lane_job: Vec<u32>,
     pub(crate) time_ms: Vec<i64>,
     /// Per branch id, the rank of the branch's first run in the whole history: when it began,
     /// even if that is before a test's window.
@@ -69,9 +80,11 @@ impl RunTable {
         let mut groups: HashMap<&str, u32> = HashMap::new();
         let mut commits: HashMap<&str, u32> = HashMap::new();
         let mut branches: HashMap<Option<&str>, u32> = HashMap::new();
+        let mut jobs: HashMap<Option<&str>, u32> = HashMap::new();
         let mut group = Vec::with_capacity(n);
         let mut commit = Vec::with_capacity(n);
         let mut branch = Vec::with_capacity(n);
+        let mut job = Vec::with_capacity(n);
         for run in runs {
             let next = groups.len() as u32;
             group.push(*groups.entry(run.run_id.as_str()).or_insert(next));
@@ -92,12 +105,29 @@ impl RunTable {
                 .filter(|b| !b.is_empty());
             let next = branches.len() as u32;
             branch.push(*branches.entry(name).or_insert(next));
+            let name = run.job.as_deref().map(str::trim).filter(|j| !j.is_empty());
+            let next = jobs.len() as u32;
+            job.push(*jobs.entry(name).or_insert(next));
         }
         let commit_count = commits.len() as u32;
-        let code = commit
-            .iter()
-            .zip(&group)
-            .map(|(c, g)| c.unwrap_or(commit_count + g))
+        let mut codes: HashMap<(u32, u32), u32> = HashMap::new();
+        let code = (0..n)
+            .map(|r| {
+                let key = (commit[r].unwrap_or(commit_count + group[r]), job[r]);
+                let next = codes.len() as u32;
+                *codes.entry(key).or_insert(next)
+            })
+            .collect();
+        let mut lanes: HashMap<(u32, u32), u32> = HashMap::new();
+        let (mut lane_branch, mut lane_job) = (Vec::new(), Vec::new());
+        let lane = (0..n)
+            .map(|r| {
+                *lanes.entry((branch[r], job[r])).or_insert_with(|| {
+                    lane_branch.push(branch[r]);
+                    lane_job.push(job[r]);
+                    lane_branch.len() as u32 - 1
+                })
+            })
             .collect();
         let has_commit = commit.iter().map(Option::is_some).collect();
 
@@ -119,6 +149,10 @@ impl RunTable {
             code,
             has_commit,
             branch,
+            job,
+            lane,
+            lane_branch,
+            lane_job,
             time_ms: runs.iter().map(|r| unix_ms(r.started_at)).collect(),
             default_branch: default.as_ref().map(|(id, _)| *id),
             default_branch_name: default.map(|(_, name)| name),
@@ -189,13 +223,13 @@ impl RunTable {
         candidates.dedup();
 
         // A signature hitting many tests at once is infrastructure only if it is concentrated
-        // in few runs of its branch: a shared helper broken from some commit on fails in every
-        // run after it and must stay visible.
-        let mut branch_position = vec![0u32; n];
-        let mut branch_len: HashMap<u32, u32> = HashMap::new();
+        // in few runs of its lane (branch and job): a shared helper broken from some commit on
+        // fails in every run after it and must stay visible.
+        let mut lane_position = vec![0u32; n];
+        let mut lane_len = vec![0u32; self.lane_branch.len()];
         for &run in order {
-            let len = branch_len.entry(self.branch[run as usize]).or_insert(0);
-            branch_position[run as usize] = *len;
+            let len = &mut lane_len[self.lane[run as usize] as usize];
+            lane_position[run as usize] = *len;
             *len += 1;
         }
         let mut appearances: Vec<(u32, u64, u32)> = spread
@@ -203,30 +237,27 @@ impl RunTable {
             .filter(|(_, sig, _)| candidates.binary_search(sig).is_ok())
             .map(|&(run, sig, _)| {
                 let r = run as usize;
-                (self.branch[r], sig, branch_position[r])
+                (self.lane[r], sig, lane_position[r])
             })
             .collect();
         appearances.sort_unstable();
         let mut concentrated: HashMap<(u32, u64), bool> = HashMap::new();
         let mut i = 0;
         while i < appearances.len() {
-            let (branch, sig, first) = appearances[i];
+            let (lane, sig, first) = appearances[i];
             let mut j = i;
-            while j < appearances.len() && appearances[j].0 == branch && appearances[j].1 == sig {
+            while j < appearances.len() && appearances[j].0 == lane && appearances[j].1 == sig {
                 j += 1;
             }
             let seen_in = (j - i) as u32;
-            let runs_since_first = branch_len[&branch] - first;
-            concentrated.insert(
-                (branch, sig),
-                seen_in == 1 || 2 * seen_in <= runs_since_first,
-            );
+            let runs_since_first = lane_len[lane as usize] - first;
+            concentrated.insert((lane, sig), seen_in == 1 || 2 * seen_in <= runs_since_first);
             i = j;
         }
         let mut infra: Vec<(u32, u64)> = spread
             .iter()
             .filter(|&&(run, sig, count)| {
-                count >= min_tests && concentrated[&(self.branch[run as usize], sig)]
+                count >= min_tests && concentrated[&(self.lane[run as usize], sig)]
             })
             .map(|&(run, sig, _)| (run, sig))
             .collect();

@@ -126,6 +126,22 @@ impl Builder {
         id
     }
 
+    /// One CI run of a job matrix: a run per job, sharing the run id and commit.
+    pub fn matrix(&mut self, branch: &str, jobs: &[(&str, &[&str])]) -> Vec<RunId> {
+        let mut ids = Vec::new();
+        for (i, (job, outcomes)) in jobs.iter().enumerate() {
+            let id = self.run(branch, if i == 0 { "" } else { "=" }, outcomes);
+            if let Some(&first) = ids.first() {
+                let first: &Run = &self.runs[first as usize];
+                let run_id = first.run_id.clone();
+                self.runs[id as usize].run_id = run_id;
+            }
+            self.runs[id as usize].job = Some((*job).to_owned());
+            ids.push(id);
+        }
+        ids
+    }
+
     /// Adds runs for test 0 (other tests pass) from the token language.
     pub fn history(&mut self, branch: &str, tokens: &str) -> Vec<RunId> {
         tokens
