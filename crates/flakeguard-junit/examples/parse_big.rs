@@ -3,10 +3,12 @@
 //! `scripts/measure-rss.sh`, which measures the reader's peak RSS on a 1 GB report.
 //!
 //! Usage: `cargo run --release -p flakeguard-junit --example parse_big -- [SIZE]`, where SIZE
-//! is bytes with an optional K/M/G suffix (binary units; default 1G). With `--emit SIZE` it
-//! writes the generated report to standard output instead of reading it.
+//! is bytes with an optional K/M/G suffix (binary units; default 1G). `--emit SIZE` writes
+//! the generated report to standard output instead of reading it; `--file PATH` reads a
+//! report from disk instead (to measure the reader's memory on any file).
 
-use std::io::BufReader;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -26,33 +28,47 @@ fn parse_size(arg: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
+fn usage(got: &[String]) -> ExitCode {
+    eprintln!("usage: parse_big [SIZE[K|M|G]] | --emit SIZE | --file PATH   (got {got:?})");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let emit = args.first().is_some_and(|a| a == "--emit");
-    if emit {
-        args.remove(0);
-    }
-    let arg = args.first().cloned().unwrap_or_else(|| "1G".to_owned());
-    let Some(size) = parse_size(&arg) else {
-        eprintln!("usage: parse_big [--emit] [SIZE[K|M|G]]  (got {arg:?})");
-        return ExitCode::from(2);
-    };
-    if emit {
-        let mut report = synthetic::SyntheticReport::new(size);
-        return match std::io::copy(&mut report, &mut std::io::stdout().lock()) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let limits = Limits {
         max_bytes: u64::MAX,
         ..Default::default()
     };
     let started = Instant::now();
-    let source = BufReader::with_capacity(64 << 10, synthetic::SyntheticReport::new(size));
+    let source: Box<dyn Read> = match args.as_slice() {
+        [flag, path] if flag == "--file" => match File::open(path) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        [flag, size] if flag == "--emit" => {
+            let Some(size) = parse_size(size) else {
+                return usage(&args);
+            };
+            let mut report = synthetic::SyntheticReport::new(size);
+            return match std::io::copy(&mut report, &mut std::io::stdout().lock()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        [] => Box::new(synthetic::SyntheticReport::new(1 << 30)),
+        [size] => match parse_size(size) {
+            Some(size) => Box::new(synthetic::SyntheticReport::new(size)),
+            None => return usage(&args),
+        },
+        _ => return usage(&args),
+    };
+    let source = BufReader::with_capacity(64 << 10, source);
     let mut reader = match JunitReader::new(source, limits) {
         Ok(r) => r,
         Err(e) => {
