@@ -103,6 +103,16 @@ impl fmt::Display for TestKey {
 
 /// Trims and collapses every run of whitespace (including newlines and tabs) to one space.
 pub fn collapse_whitespace(s: &str) -> String {
+    let b = s.as_bytes();
+    let clean = !b.is_empty()
+        && b[0] != b' '
+        && b[b.len() - 1] != b' '
+        && b.iter()
+            .all(|&c| c.is_ascii() && !matches!(c, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+        && !s.contains("  ");
+    if clean {
+        return s.to_owned();
+    }
     let mut out = String::with_capacity(s.len());
     for word in s.split_whitespace() {
         if !out.is_empty() {
@@ -139,7 +149,8 @@ fn strip_shard(s: &str) -> String {
             .to_owned();
     }
     // nextest stress iterations: `suite@stress-4`
-    if let Some(at) = trimmed.rfind("@stress-")
+    if trimmed.contains('@')
+        && let Some(at) = trimmed.rfind("@stress-")
         && trimmed[at + 8..].chars().all(|c| c.is_ascii_digit())
         && at + 8 < trimmed.len()
     {

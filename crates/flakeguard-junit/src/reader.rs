@@ -109,7 +109,8 @@ struct OpenCase {
 /// What handling one XML event produced.
 #[derive(Debug)]
 enum Step {
-    Case(TestCase),
+    /// A testcase finished; it waits in `JunitReader::ready`.
+    Case,
     End,
 }
 
@@ -123,6 +124,8 @@ pub struct JunitReader<R: BufRead> {
     suites: Vec<OpenSuite>,
     /// Open testcases: more than one only when a producer nests testcases (sub-tests).
     cases: Vec<OpenCase>,
+    /// The testcase just closed, handed out by `next_case`.
+    ready: Option<TestCase>,
     failure: Option<Failure>,
     property: Option<(String, Option<String>, String)>,
     text: String,
@@ -202,6 +205,7 @@ impl<R: BufRead> JunitReader<R> {
             frames: Vec::with_capacity(8),
             suites: Vec::with_capacity(4),
             cases: Vec::new(),
+            ready: None,
             failure: None,
             property: None,
             text: String::new(),
@@ -287,7 +291,7 @@ impl<R: BufRead> JunitReader<R> {
             let result = self.read_one(&mut buf, start);
             self.buf = buf;
             match result? {
-                Some(Step::Case(case)) => return Ok(Some(case)),
+                Some(Step::Case) => return Ok(self.ready.take()),
                 Some(Step::End) => return Ok(None),
                 None => {}
             }
@@ -346,12 +350,14 @@ impl<R: BufRead> JunitReader<R> {
                 Event::Empty(e) => {
                     self.on_start(&e, start)?;
                     if let Some(case) = self.on_end(start)? {
-                        return Ok(Some(Step::Case(case)));
+                        self.ready = Some(case);
+                        return Ok(Some(Step::Case));
                     }
                 }
                 Event::End(_) => {
                     if let Some(case) = self.on_end(start)? {
-                        return Ok(Some(Step::Case(case)));
+                        self.ready = Some(case);
+                        return Ok(Some(Step::Case));
                     }
                 }
                 Event::Text(t) => {
@@ -550,12 +556,12 @@ impl<R: BufRead> JunitReader<R> {
         }
     }
 
-    fn attributes(
+    fn attributes<'e>(
         &mut self,
-        e: &BytesStart<'_>,
+        e: &'e BytesStart<'_>,
         offset: u64,
-    ) -> Result<Vec<(String, String)>, ParseError> {
-        let mut out = Vec::new();
+    ) -> Result<Vec<(&'e str, std::borrow::Cow<'e, str>)>, ParseError> {
+        let mut out = Vec::with_capacity(8);
         for attr in e.attributes() {
             let attr = match attr {
                 Ok(a) => a,
@@ -565,7 +571,7 @@ impl<R: BufRead> JunitReader<R> {
                     );
                 }
             };
-            let key = attr.key.as_ref().to_owned();
+            let key: &'e str = attr.key.0;
             if attr.value.len() > self.limits.max_attribute_len {
                 let limit = self.limits.max_attribute_len;
                 return Err(self.error_at(
@@ -574,10 +580,10 @@ impl<R: BufRead> JunitReader<R> {
                 ));
             }
             if attr.value.contains('<') {
-                return Err(self.error_at(offset, ErrorKind::LessThanInAttribute(key)));
+                return Err(self.error_at(offset, ErrorKind::LessThanInAttribute(key.to_owned())));
             }
             let value = match attr.normalized_value(XmlVersion::Implicit1_0) {
-                Ok(v) => v.into_owned(),
+                Ok(v) => v,
                 Err(quick_xml::Error::Escape(
                     quick_xml::escape::EscapeError::UnrecognizedEntity(_, name),
                 )) => {
@@ -1094,11 +1100,11 @@ impl<R: BufRead> Iterator for JunitReader<R> {
     }
 }
 
-fn attr<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+fn attr<'a>(attrs: &'a [(&str, std::borrow::Cow<'_, str>)], key: &str) -> Option<&'a str> {
     attrs
         .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_ref())
 }
 
 fn cap_str(s: &str, cap: usize) -> String {
@@ -1114,6 +1120,9 @@ fn cap_str(s: &str, cap: usize) -> String {
 
 /// Seconds as written by producers: `1.5`, `1,234.5` (thousands separators), ` 2 `.
 pub(crate) fn parse_time(raw: &str) -> Result<f64, ()> {
+    if let Ok(t) = raw.trim().parse::<f64>() {
+        return if t.is_finite() { Ok(t) } else { Err(()) };
+    }
     let cleaned: String = raw.trim().chars().filter(|c| *c != ',').collect();
     let cleaned = cleaned.strip_suffix('s').unwrap_or(&cleaned);
     match cleaned.parse::<f64>() {
