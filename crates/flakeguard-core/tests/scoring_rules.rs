@@ -84,6 +84,23 @@ fn one_retried_failure_in_a_long_history_is_noise_but_two_are_flaky() {
 }
 
 #[test]
+fn one_failure_across_commits_is_never_enough_to_call_a_test_flaky() {
+    // In a short history the model rates a lone failure likely flaky, but a commit that broke
+    // the test and the next one that fixed it tell the same story: flaky needs two failures or
+    // same-commit evidence, and only flaky tests are quarantined.
+    let anything = Policy {
+        min_recent_failures: 0,
+        ..Policy::default()
+    };
+    let mut b = Builder::new(1);
+    b.history("main", "P P P F P P P P");
+    let s = b.score(&anything).swap_remove(0);
+    assert!(s.probability > 0.6, "{}", s.probability);
+    assert_eq!(s.status, Status::Stable, "{s:?}");
+    assert_eq!(s.recommendation, Recommendation::Warn);
+}
+
+#[test]
 fn two_adjacent_failures_between_passes_look_like_a_break_and_its_fix() {
     // Without a re-run, two failures in a row on consecutive commits are as well explained by
     // a commit that broke the test and the next one that fixed it: not called flaky.

@@ -56,10 +56,12 @@ enum Kind {
     Stable,
     /// Fails each attempt independently with this probability.
     Flaky(f64),
-    /// Broken on main from this main commit on, until the fix (if any).
+    /// Broken on main from this main commit on, until the fix (if any); on every job, or
+    /// only on one job of the matrix (a platform-specific breakage).
     Broken {
         from: usize,
         until: Option<usize>,
+        only_job: Option<usize>,
     },
 }
 
@@ -86,6 +88,8 @@ struct Sim {
     /// failed CI run is re-run.
     retrying: f64,
     rerunning: f64,
+    /// The CI jobs each run has: one, or a Linux/Windows matrix.
+    jobs: &'static [&'static str],
     kinds: Vec<Kind>,
     /// Tests that talk to the database lost in dependency-loss runs.
     integration: Vec<bool>,
@@ -115,10 +119,16 @@ fn letters(mut n: usize) -> String {
 }
 
 impl Sim {
-    fn new(seed: u64, planned_runs: usize, retrying: f64, rerunning: f64) -> Sim {
+    fn new(
+        seed: u64,
+        planned_runs: usize,
+        retrying: f64,
+        rerunning: f64,
+        jobs: &'static [&'static str],
+    ) -> Sim {
         let mut rng = Rng(seed);
-        // About half the runs are on main, one main commit per main run.
-        let main_commits = (planned_runs / 2).max(4);
+        // About half the CI runs are on main, one main commit per main CI run.
+        let main_commits = (planned_runs / (2 * jobs.len())).max(4);
         let kinds: Vec<Kind> = (0..TESTS)
             .map(|_| {
                 let r = rng.unit();
@@ -130,7 +140,12 @@ impl Sim {
                     let until = rng
                         .chance(0.6)
                         .then(|| from + 2 + rng.below((main_commits / 3).max(2)));
-                    Kind::Broken { from, until }
+                    let only_job = rng.chance(0.3).then(|| rng.below(2));
+                    Kind::Broken {
+                        from,
+                        until,
+                        only_job,
+                    }
                 } else {
                     Kind::Stable
                 }
@@ -162,6 +177,7 @@ impl Sim {
             rng,
             retrying,
             rerunning,
+            jobs,
             kinds,
             integration,
             added_at,
@@ -177,7 +193,7 @@ impl Sim {
         }
     }
 
-    fn broken(&self, test: usize, code: Code) -> bool {
+    fn broken(&self, test: usize, code: Code, job: usize) -> bool {
         let base = match code {
             Code::Main(m) => m,
             Code::Pr { pr, commit } => {
@@ -192,7 +208,13 @@ impl Sim {
             }
         };
         match self.kinds[test] {
-            Kind::Broken { from, until } => base >= from && until.is_none_or(|u| base < u),
+            Kind::Broken {
+                from,
+                until,
+                only_job,
+            } => {
+                base >= from && until.is_none_or(|u| base < u) && only_job.is_none_or(|j| j == job)
+            }
             _ => false,
         }
     }
@@ -207,15 +229,24 @@ impl Sim {
 
     /// One CI run (or re-run attempt); returns whether anything failed and whether it was an
     /// outage.
-    fn ci_run(&mut self, branch: &str, code: Code, run_id: String, attempt: u32) -> (bool, bool) {
-        self.hours += self.rng.range(0.3, 2.5);
+    fn ci_run(
+        &mut self,
+        branch: &str,
+        code: Code,
+        run_id: String,
+        attempt: u32,
+        job: usize,
+    ) -> (bool, bool) {
+        if job == 0 {
+            self.hours += self.rng.range(0.3, 2.5);
+        }
         let run = self.runs.len() as RunId;
         self.runs.push(Run {
             run_id,
             attempt,
             commit: Some(Self::commit_sha(code)),
             branch: Some(branch.to_owned()),
-            job: Some("test".to_owned()),
+            job: Some(self.jobs[job].to_owned()),
             started_at: START + Duration::seconds((self.hours * 3600.0) as i64),
         });
         let retries = if self.rng.chance(self.retrying) { 2 } else { 0 };
@@ -252,7 +283,7 @@ impl Sim {
             } else {
                 None
             };
-            let broken = self.broken(t, code);
+            let broken = self.broken(t, code, job);
             let mut own = 0;
             for attempt in 1..=1 + retries {
                 let message = if let Some(m) = &infra_message {
@@ -321,7 +352,11 @@ impl Sim {
         let run_id = format!("{}", 9_000_000 + self.run_ids);
         let mut attempt = 1;
         loop {
-            let (failed, outage) = self.ci_run(branch, code, run_id.clone(), attempt);
+            let (mut failed, mut outage) = (false, false);
+            for job in 0..self.jobs.len() {
+                let (f, o) = self.ci_run(branch, code, run_id.clone(), attempt, job);
+                (failed, outage) = (failed || f, outage || o);
+            }
             let rerun = if outage { 0.8 } else { 0.3 } * self.rerunning;
             if !failed || attempt == 3 || !self.rng.chance(rerun) {
                 return;
@@ -432,9 +467,35 @@ impl Figures {
     }
 }
 
-fn simulate(seed: u64, planned_runs: usize, retrying: f64, rerunning: f64) -> Figures {
-    let mut sim = Sim::new(seed, planned_runs, retrying, rerunning);
+fn simulate(
+    seed: u64,
+    planned_runs: usize,
+    retrying: f64,
+    rerunning: f64,
+    jobs: &'static [&'static str],
+) -> Figures {
+    let mut sim = Sim::new(seed, planned_runs, retrying, rerunning, jobs);
     sim.generate(planned_runs);
+    if let Ok(spec) = std::env::var("SIM_TRACE")
+        && let Some((s, t)) = spec.split_once(':')
+        && u64::from_str_radix(s, 16) == Ok(seed)
+        && let Ok(t) = t.parse::<usize>()
+    {
+        for e in &sim.tests[t].executions {
+            let r = &sim.runs[e.run as usize];
+            eprintln!(
+                "TRACE run {} {:?} {} #{} {} {:?} a{} outage={}",
+                e.run,
+                r.branch,
+                r.run_id,
+                r.attempt,
+                &r.commit.as_deref().unwrap_or("")[..10],
+                e.outcome,
+                e.attempt,
+                sim.outage[e.run as usize]
+            );
+        }
+    }
     let policy = Policy::default();
     let now = sim.runs.last().map_or(START, |r| r.started_at) + Duration::hours(1);
     let scores = score_all(&sim.runs, &sim.tests, &policy, now);
@@ -463,7 +524,7 @@ fn simulate(seed: u64, planned_runs: usize, retrying: f64, rerunning: f64) -> Fi
             f.leaks += score.failures - score.infra_excluded;
         }
         let reported = score.status == Status::Flaky;
-        let broken_now = sim.broken(t, Code::Main(sim.main));
+        let broken_now = (0..jobs.len()).any(|j| sim.broken(t, Code::Main(sim.main), j));
         let reported_broken = score.status == Status::Broken;
         f.broken_at_end += usize::from(broken_now);
         f.broken_found += usize::from(broken_now && reported_broken);
@@ -505,17 +566,22 @@ fn simulate(seed: u64, planned_runs: usize, retrying: f64, rerunning: f64) -> Fi
 
 #[test]
 fn flaky_detection_meets_the_precision_and_recall_bars_on_every_seed() {
-    // (seed, runs, share of runs retrying failed tests in-run, re-run likelihood)
+    const ONE: &[&str] = &["test"];
+    const MATRIX: &[&str] = &["test (linux)", "test (windows)"];
+    // (seed, runs, share of runs retrying failed tests in-run, re-run likelihood, jobs)
     let scenarios = [
-        (0x5eed_0001, 20, 0.5, 1.0),
-        (0x5eed_0002, 60, 0.5, 1.0),
-        (0x5eed_0003, 120, 0.5, 1.0),
-        (0x5eed_0004, 200, 0.5, 1.0),
-        (0x5eed_0005, 90, 0.5, 1.0),
-        (0x5eed_0006, 160, 0.5, 1.0),
+        (0x5eed_0001, 20, 0.5, 1.0, ONE),
+        (0x5eed_0002, 60, 0.5, 1.0, ONE),
+        (0x5eed_0003, 120, 0.5, 1.0, ONE),
+        (0x5eed_0004, 200, 0.5, 1.0, ONE),
+        (0x5eed_0005, 90, 0.5, 1.0, ONE),
+        (0x5eed_0006, 160, 0.5, 1.0, ONE),
         // Nobody retries or re-runs anything: flakiness is only visible across commits.
-        (0x5eed_0007, 120, 0.0, 0.0),
-        (0x5eed_0008, 40, 0.0, 0.0),
+        (0x5eed_0007, 120, 0.0, 0.0, ONE),
+        (0x5eed_0008, 40, 0.0, 0.0, ONE),
+        // Every CI run tests Linux and Windows; some breakages are Windows-only.
+        (0x5eed_0009, 160, 0.5, 1.0, MATRIX),
+        (0x5eed_000a, 80, 0.0, 0.0, MATRIX),
     ];
     eprintln!(
         "{:>10} {:>5} {:>5} {:>10} {:>4} {:>4} {:>4} {:>9} {:>7} {:>11} {:>12} {:>9} {:>11}",
@@ -534,8 +600,8 @@ fn flaky_detection_meets_the_precision_and_recall_bars_on_every_seed() {
         "infra leaks"
     );
     let mut failures = Vec::new();
-    for (seed, runs, retrying, rerunning) in scenarios {
-        let f = simulate(seed, runs, retrying, rerunning);
+    for (seed, runs, retrying, rerunning, jobs) in scenarios {
+        let f = simulate(seed, runs, retrying, rerunning, jobs);
         eprintln!(
             "{:>10x} {:>5} {:>5} {:>10} {:>4} {:>4} {:>4} {:>9.3} {:>7.3} {:>11.3} {:>12} {:>9} {:>11}",
             f.seed,
@@ -571,21 +637,41 @@ fn flaky_detection_meets_the_precision_and_recall_bars_on_every_seed() {
 }
 
 /// For tuning the model: many more scenarios, figures in aggregate. Run with
-/// `cargo test -p flakeguard-core --release --test simulator -- --ignored --nocapture`.
+/// `cargo test -p flakeguard-core --release --test simulator -- --ignored --nocapture`;
+/// `SIM_SCENARIOS=200` runs more, `SIM_ONLY=a1100a1` only one, and `SIM_TRACE=a1100a1:8` prints
+/// test 8's executions in that scenario.
 #[test]
 #[ignore = "slow; for tuning"]
 fn many_seeds_in_aggregate() {
     let (mut tp, mut fp, mut fn_, mut worst_p, mut worst_r) = (0, 0, 0, 1.0f64, 1.0f64);
     let mut rng = Rng(0xfeed);
-    for i in 0..60u64 {
+    let scenarios = std::env::var("SIM_SCENARIOS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60u64);
+    for i in 0..scenarios {
         let runs = 20 + rng.below(181);
         let (retrying, rerunning) = if i % 3 == 0 { (0.0, 0.0) } else { (0.5, 1.0) };
-        let f = simulate(0xa11_0000 + i, runs, retrying, rerunning);
-        for line in f.false_positives.iter().map(|l| format!("  FP {l}")) {
-            eprintln!("{line}");
+        let jobs: &'static [&'static str] = if i % 4 == 1 {
+            &["test (linux)", "test (windows)"]
+        } else {
+            &["test"]
+        };
+        if std::env::var("SIM_ONLY").is_ok_and(|only| only != format!("{:x}", 0xa11_0000 + i)) {
+            continue;
         }
-        for line in f.misses.iter().map(|l| format!("  FN {l}")) {
-            eprintln!("{line}");
+        let f = simulate(0xa11_0000 + i, runs, retrying, rerunning, jobs);
+        let setup = format!(
+            "seed {:x}, {} runs, {} job(s), retries {retrying}",
+            f.seed,
+            f.runs,
+            jobs.len()
+        );
+        for line in &f.false_positives {
+            eprintln!("  FP [{setup}] {line}");
+        }
+        for line in &f.misses {
+            eprintln!("  FN [{setup}] {line}");
         }
         tp += f.tp_detectable;
         fp += f.fp;

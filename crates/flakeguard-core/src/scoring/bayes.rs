@@ -24,8 +24,11 @@ use super::runs::RunTable;
 /// explain: the stable model's failures, and the broken model's disagreements with the code's
 /// state. Small, because the infrastructure guards have already removed the usual cause.
 pub(crate) const EPSILON: f64 = 0.001;
-/// Probability that a given commit changes a given test's result.
+/// Probability that a given commit breaks a given passing test.
 pub(crate) const RHO: f64 = 0.02;
+/// Probability that a commit fixes a failing test: higher than breaking one, because people
+/// work on failures.
+pub(crate) const RHO_FIX: f64 = 0.05;
 /// Probability that a branch's base differs from the default branch's latest state when the
 /// branch first ran (its base is older and the default branch changed since).
 pub(crate) const BASE_DRIFT: f64 = 0.05;
@@ -46,15 +49,23 @@ pub(crate) const PRIOR_BROKEN: f64 = 0.1;
 /// Posterior probability at and above which the status is flaky.
 pub(crate) const FLAKY_CUT: f64 = 0.5;
 
-/// The executions of one code state (one commit, or one CI run without commit) in one lane
-/// (branch and job).
+/// The executions of one code state (one commit, or one CI run without commit) in one chain: a
+/// branch, or a branch and a job.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cell {
-    pub(crate) lane: u32,
+    pub(crate) branch: u32,
+    /// `u32::MAX` when jobs are not told apart.
+    pub(crate) job: u32,
     pub(crate) code: u32,
     pub(crate) first_rank: u32,
     pub(crate) fails: u32,
     pub(crate) passes: u32,
+}
+
+impl Cell {
+    pub(crate) fn same_chain(&self, other: &Cell) -> bool {
+        (self.branch, self.job) == (other.branch, other.job)
+    }
 }
 
 /// The comparison's outcome for one test.
@@ -81,11 +92,10 @@ pub(crate) fn judge(
 ) -> Judgement {
     let n = clean.len() as f64;
     let k = clean.iter().filter(|o| o.fail()).count() as f64;
-    evidence::cells(table, clean, cells);
     let log_evidence = [
         log_stable(n, k),
         log_flaky(n, k),
-        log_broken(cells, &Lanes::of(table), trace),
+        log_broken_any(clean, table, cells, trace),
     ];
     from_evidence(log_evidence)
 }
@@ -175,37 +185,43 @@ fn beta_continued_fraction(x: f64, a: f64, b: f64) -> f64 {
     h
 }
 
-/// What the broken model needs to know about lanes (branch and job).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Lanes<'a> {
-    pub(crate) default_branch: Option<u32>,
-    pub(crate) lane_branch: &'a [u32],
-    pub(crate) lane_job: &'a [u32],
-    /// Per branch, the rank of its first run.
-    pub(crate) branch_start: &'a [u32],
-}
-
-impl<'a> Lanes<'a> {
-    fn of(table: &'a RunTable) -> Self {
-        Lanes {
-            default_branch: table.default_branch,
-            lane_branch: &table.lane_branch,
-            lane_job: &table.lane_job,
-            branch_start: &table.branch_start,
-        }
+/// The broken model when the test runs in several jobs (a matrix): a commit may change the
+/// result on every job at once (one chain per branch) or on one job only (one chain per branch
+/// and job), with equal prior weight. Charging each job's chain for one breakage that hit them
+/// all would make a matrix breakage look like flakiness; one chain for all jobs would make a
+/// platform-specific one look like flakiness.
+fn log_broken_any(
+    clean: &[Obs],
+    table: &RunTable,
+    cells: &mut Vec<Cell>,
+    trace: &mut Vec<(u32, u32, f64)>,
+) -> f64 {
+    let start = &table.branch_start;
+    evidence::cells(table, clean, false, cells);
+    let together = log_broken(cells, table.default_branch, start, trace);
+    let first_job = clean.first().map(|o| table.job[o.run as usize]);
+    if clean
+        .iter()
+        .all(|o| Some(table.job[o.run as usize]) == first_job)
+    {
+        return together;
     }
+    evidence::cells(table, clean, true, cells);
+    let per_job = log_broken(cells, table.default_branch, start, trace);
+    log_sum_exp(together, per_job) - std::f64::consts::LN_2
 }
 
-/// Forward algorithm over each lane's cells; the default branch's lanes first, so the lanes of
-/// other branches can start from the default branch's state (in the same job) at the time they
-/// began.
+/// Forward algorithm over each chain's cells; the default branch's chains first, so the chains
+/// of other branches can start from the default branch's state (in the same job) at the time
+/// they began.
 ///
 /// It runs in probability space, renormalized after every commit, with the scale kept in a
 /// running product: the emission ratios are powers of ε/(1−ε), so a commit costs no
 /// logarithm or exponential (this is the hot loop when scoring 100k tests).
 pub(crate) fn log_broken(
     cells: &[Cell],
-    lanes: &Lanes<'_>,
+    default_branch: Option<u32>,
+    branch_start: &[u32],
     trace: &mut Vec<(u32, u32, f64)>,
 ) -> f64 {
     let (agree, disagree) = ((-EPSILON).ln_1p(), EPSILON.ln());
@@ -215,11 +231,9 @@ pub(crate) fn log_broken(
     let mut trace_sorted = false;
     let mut log_scale = 0.0;
     let mut scale = 1.0f64;
-    for lane in cells.chunk_by(|a, b| a.lane == b.lane) {
-        let id = lane[0].lane as usize;
-        let branch = lanes.lane_branch[id];
-        let job = lanes.lane_job[id];
-        let is_default = Some(branch) == lanes.default_branch;
+    for chain in cells.chunk_by(Cell::same_chain) {
+        let (branch, job) = (chain[0].branch, chain[0].job);
+        let is_default = Some(branch) == default_branch;
         if !is_default && !trace_sorted {
             trace.sort_by_key(|&(job, rank, _)| (job, rank));
             trace_sorted = true;
@@ -238,24 +252,23 @@ pub(crate) fn log_broken(
             // A branch inherits the default branch's state as of when the branch began (its
             // base): its last commit before then; a branch older than the window inherits the
             // state the window starts with.
-            let began = lanes
-                .branch_start
+            let began = branch_start
                 .get(branch as usize)
                 .copied()
-                .unwrap_or(lane[0].first_rank);
+                .unwrap_or(chain[0].first_rank);
             let i = same_job.partition_point(|t| t.1 < began).max(1);
             // The base had that state, unless the base is older and the state changed since
             // (δ, towards passing: a branch opened before a breakage); then the branch's own
-            // first commit may change it (ρ).
+            // first commit may change it (ρ to break, ρ_fix to fix).
             let base = same_job[i - 1].2 * (1.0 - BASE_DRIFT);
-            base * (1.0 - RHO) + (1.0 - base) * RHO
+            base * (1.0 - RHO_FIX) + (1.0 - base) * RHO
         };
         let (mut fail, mut pass) = (start_failing, 1.0 - start_failing);
-        for (i, cell) in lane.iter().enumerate() {
+        for (i, cell) in chain.iter().enumerate() {
             if i > 0 {
                 (fail, pass) = (
-                    fail * (1.0 - RHO) + pass * RHO,
-                    pass * (1.0 - RHO) + fail * RHO,
+                    fail * (1.0 - RHO_FIX) + pass * RHO,
+                    pass * (1.0 - RHO) + fail * RHO_FIX,
                 );
             }
             // The likelier state's emission is factored out into the log scale; the other
@@ -328,14 +341,6 @@ pub(crate) fn ln_gamma(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    /// One lane: `main`, one job.
-    const MAIN_ONLY: Lanes<'static> = Lanes {
-        default_branch: Some(0),
-        lane_branch: &[0],
-        lane_job: &[0],
-        branch_start: &[0],
-    };
-
     #[test]
     fn ln_gamma_matches_known_values() {
         let close = |a: f64, b: f64| (a - b).abs() < 1e-10 * b.abs().max(1.0);
@@ -390,15 +395,16 @@ mod tests {
     #[test]
     fn a_failure_at_the_same_commit_as_a_pass_is_expensive_for_the_broken_model() {
         let cell = |code, fails, passes| Cell {
-            lane: 0,
+            branch: 0,
+            job: 0,
             code,
             first_rank: code,
             fails,
             passes,
         };
         let trace = &mut Vec::new();
-        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], &MAIN_ONLY, trace);
-        let disagreeing = log_broken(&[cell(0, 1, 1)], &MAIN_ONLY, trace);
+        let consistent = log_broken(&[cell(0, 0, 1), cell(1, 1, 0)], Some(0), &[0], trace);
+        let disagreeing = log_broken(&[cell(0, 1, 1)], Some(0), &[0], trace);
         assert!(disagreeing < consistent - 1.0);
     }
 
@@ -412,7 +418,8 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &failed)| Cell {
-                lane: 0,
+                branch: 0,
+                job: 0,
                 code: i as u32,
                 first_rank: i as u32,
                 fails: u32::from(failed),
@@ -434,19 +441,19 @@ mod tests {
         let e = [
             log_stable(n, k),
             log_flaky(n, k),
-            log_broken(&cells, &MAIN_ONLY, &mut Vec::new()),
+            log_broken(&cells, Some(0), &[0], &mut Vec::new()),
         ];
         assert!(
-            close(e[0], -13.86) && close(e[1], -9.49) && close(e[2], -14.25),
+            close(e[0], -13.86) && close(e[1], -9.49) && close(e[2], -13.52),
             "{e:?}"
         );
         let j = from_evidence(e);
         assert!(
-            close(j.posterior[0], 0.09) && close(j.posterior[2], 0.01),
+            close(j.posterior[0], 0.09) && close(j.posterior[2], 0.02),
             "{j:?}"
         );
         assert!(
-            close(j.probability, 0.90) && close(j.confidence, 0.99),
+            close(j.probability, 0.89) && close(j.confidence, 0.99),
             "{j:?}"
         );
     }
@@ -458,15 +465,15 @@ mod tests {
         let e = [
             log_stable(n, k),
             log_flaky(n, k),
-            log_broken(&cells, &MAIN_ONLY, &mut Vec::new()),
+            log_broken(&cells, Some(0), &[0], &mut Vec::new()),
         ];
         assert!(
-            close(e[0], -13.86) && close(e[1], -9.37) && close(e[2], -8.87),
+            close(e[0], -13.86) && close(e[1], -9.37) && close(e[2], -7.99),
             "{e:?}"
         );
         let j = from_evidence(e);
         assert!(
-            close(j.posterior[2], 0.60) && close(j.probability, 0.36),
+            close(j.posterior[2], 0.79) && close(j.probability, 0.20),
             "{j:?}"
         );
         assert_eq!(j.confidence, 0.0);

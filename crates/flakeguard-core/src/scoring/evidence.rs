@@ -315,25 +315,27 @@ fn same_commit_evidence(
     facts.commit_runs = sorted_runs(commit.into_iter());
 }
 
-/// Groups the clean executions into (lane, code) cells for the broken model, each lane's cells
-/// in the order its code first appeared, the default branch's lanes first.
-pub(crate) fn cells(table: &RunTable, clean: &[Obs], cells: &mut Vec<Cell>) {
+/// Groups the clean executions into cells of one code state for the broken model: per branch
+/// and commit, or per branch, job and commit when `by_job`. Each chain's cells are in the order
+/// their code first appeared, the default branch's chains first.
+pub(crate) fn cells(table: &RunTable, clean: &[Obs], by_job: bool, cells: &mut Vec<Cell>) {
     cells.clear();
     for o in clean {
         let r = o.run as usize;
         cells.push(Cell {
-            lane: table.lane[r],
-            code: table.code[r],
+            branch: table.branch[r],
+            job: if by_job { table.job[r] } else { u32::MAX },
+            code: table.commit_code[r],
             first_rank: o.rank,
             fails: u32::from(o.fail()),
             passes: u32::from(!o.fail()),
         });
     }
-    cells.sort_unstable_by_key(|c| (c.lane, c.code, c.first_rank));
+    cells.sort_unstable_by_key(|c| (c.branch, c.job, c.code, c.first_rank));
     let mut merged = 0;
     for i in 0..cells.len() {
         if merged > 0
-            && cells[merged - 1].lane == cells[i].lane
+            && cells[merged - 1].same_chain(&cells[i])
             && cells[merged - 1].code == cells[i].code
         {
             cells[merged - 1].fails += cells[i].fails;
@@ -345,8 +347,5 @@ pub(crate) fn cells(table: &RunTable, clean: &[Obs], cells: &mut Vec<Cell>) {
     }
     cells.truncate(merged);
     let default = table.default_branch;
-    cells.sort_unstable_by_key(|c| {
-        let branch = table.lane_branch[c.lane as usize];
-        (Some(branch) != default, c.lane, c.first_rank)
-    });
+    cells.sort_unstable_by_key(|c| (Some(c.branch) != default, c.branch, c.job, c.first_rank));
 }

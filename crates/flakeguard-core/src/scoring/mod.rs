@@ -200,7 +200,11 @@ fn score_test(
     let same_commit = facts.has_same_commit_evidence();
     let status = if facts.clean_executions < policy.min_occurrences as usize && !same_commit {
         Status::InsufficientData
-    } else if judgement.probability >= bayes::FLAKY_CUT {
+    } else if judgement.probability >= bayes::FLAKY_CUT
+        && (facts.clean_failures >= 2 || same_commit)
+    {
+        // One failure across commits is an anecdote: in a short history the model can rate it
+        // likely flaky, but a break fixed by the next commit tells the same story.
         Status::Flaky
     } else if judgement.broken_is_best() && facts.default_streak.failing() {
         Status::Broken

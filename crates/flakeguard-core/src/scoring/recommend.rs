@@ -76,7 +76,8 @@ pub(crate) fn recommend(
     if judgement.confidence < policy.confidence_threshold {
         return none(Gate::LowConfidence);
     }
-    let recommendation = if p >= policy.flaky_threshold {
+    // Only a test judged flaky is quarantined; a stable one this suspicious is worth a warning.
+    let recommendation = if p >= policy.flaky_threshold && status == Status::Flaky {
         Recommendation::Quarantine
     } else if p >= policy.warn_threshold {
         Recommendation::Warn

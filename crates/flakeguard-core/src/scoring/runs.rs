@@ -30,8 +30,10 @@ pub(crate) struct RunTable {
     pub(crate) rank: Vec<u32>,
     /// Interned `run_id`: a CI run and its re-runs share it.
     pub(crate) group: Vec<u32>,
-    /// Identity of what a run tested: its commit (or its run group when the commit is unknown:
-    /// a re-run tests the same code as the run it repeats), in its job.
+    /// Identity of the code a run tested: its commit, or its run group when the commit is
+    /// unknown (a re-run tests the same code as the run it repeats).
+    pub(crate) commit_code: Vec<u32>,
+    /// The same in the run's job: what a run tested, environment included.
     pub(crate) code: Vec<u32>,
     /// Whether `code` is a real commit.
     pub(crate) has_commit: Vec<bool>,
@@ -41,9 +43,7 @@ pub(crate) struct RunTable {
     pub(crate) job: Vec<u32>,
     /// Interned (branch, job) of each run.
     pub(crate) lane: Vec<u32>,
-    /// Per lane id, its branch and its job.
-    pub(crate) lane_branch: Vec<u32>,
-    pub(crate) lane_job: Vec<u32>,
+    lanes: usize,
     pub(crate) time_ms: Vec<i64>,
     /// Per branch id, the rank of the branch's first run in the whole history: when it began,
     /// even if that is before a test's window.
@@ -110,23 +110,21 @@ impl RunTable {
             job.push(*jobs.entry(name).or_insert(next));
         }
         let commit_count = commits.len() as u32;
+        let commit_code: Vec<u32> = (0..n)
+            .map(|r| commit[r].unwrap_or(commit_count + group[r]))
+            .collect();
         let mut codes: HashMap<(u32, u32), u32> = HashMap::new();
         let code = (0..n)
             .map(|r| {
-                let key = (commit[r].unwrap_or(commit_count + group[r]), job[r]);
                 let next = codes.len() as u32;
-                *codes.entry(key).or_insert(next)
+                *codes.entry((commit_code[r], job[r])).or_insert(next)
             })
             .collect();
         let mut lanes: HashMap<(u32, u32), u32> = HashMap::new();
-        let (mut lane_branch, mut lane_job) = (Vec::new(), Vec::new());
         let lane = (0..n)
             .map(|r| {
-                *lanes.entry((branch[r], job[r])).or_insert_with(|| {
-                    lane_branch.push(branch[r]);
-                    lane_job.push(job[r]);
-                    lane_branch.len() as u32 - 1
-                })
+                let next = lanes.len() as u32;
+                *lanes.entry((branch[r], job[r])).or_insert(next)
             })
             .collect();
         let has_commit = commit.iter().map(Option::is_some).collect();
@@ -151,8 +149,8 @@ impl RunTable {
             branch,
             job,
             lane,
-            lane_branch,
-            lane_job,
+            lanes: lanes.len(),
+            commit_code,
             time_ms: runs.iter().map(|r| unix_ms(r.started_at)).collect(),
             default_branch: default.as_ref().map(|(id, _)| *id),
             default_branch_name: default.map(|(_, name)| name),
@@ -226,33 +224,51 @@ impl RunTable {
         // in few runs of its lane (branch and job): a shared helper broken from some commit on
         // fails in every run after it and must stay visible.
         let mut lane_position = vec![0u32; n];
-        let mut lane_len = vec![0u32; self.lane_branch.len()];
+        let mut lane_len = vec![0u32; self.lanes];
         for &run in order {
             let len = &mut lane_len[self.lane[run as usize] as usize];
             lane_position[run as usize] = *len;
             *len += 1;
         }
-        let mut appearances: Vec<(u32, u64, u32)> = spread
+        // The runs of each lane and commit: a signature present in one of them and absent from
+        // another (a re-run of the same code) cannot be the code's doing.
+        let mut same_code: Vec<(u32, u32, u32)> = (0..n as u32)
+            .map(|r| (self.lane[r as usize], self.commit_code[r as usize], r))
+            .collect();
+        same_code.sort_unstable();
+        let has = |run: u32, sig: u64| {
+            spread
+                .binary_search_by(|&(r, s, _)| (r, s).cmp(&(run, sig)))
+                .is_ok()
+        };
+        let comes_and_goes = |run: u32, sig: u64| {
+            let key = (self.lane[run as usize], self.commit_code[run as usize]);
+            let from = same_code.partition_point(|&(l, c, _)| (l, c) < key);
+            same_code[from..]
+                .iter()
+                .take_while(|&&(l, c, _)| (l, c) == key)
+                .any(|&(_, _, other)| !has(other, sig))
+        };
+        let mut appearances: Vec<(u32, u64, u32, u32)> = spread
             .iter()
             .filter(|(_, sig, _)| candidates.binary_search(sig).is_ok())
             .map(|&(run, sig, _)| {
                 let r = run as usize;
-                (self.lane[r], sig, lane_position[r])
+                (self.lane[r], sig, lane_position[r], run)
             })
             .collect();
         appearances.sort_unstable();
         let mut concentrated: HashMap<(u32, u64), bool> = HashMap::new();
-        let mut i = 0;
-        while i < appearances.len() {
-            let (lane, sig, first) = appearances[i];
-            let mut j = i;
-            while j < appearances.len() && appearances[j].0 == lane && appearances[j].1 == sig {
-                j += 1;
-            }
-            let seen_in = (j - i) as u32;
+        for same in appearances.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (lane, sig, first, _) = same[0];
+            let seen_in = same.len() as u32;
             let runs_since_first = lane_len[lane as usize] - first;
-            concentrated.insert((lane, sig), seen_in == 1 || 2 * seen_in <= runs_since_first);
-            i = j;
+            let intermittent = seen_in == 1
+                || 2 * seen_in <= runs_since_first
+                || same
+                    .iter()
+                    .any(|&(_, sig, _, run)| comes_and_goes(run, sig));
+            concentrated.insert((lane, sig), intermittent);
         }
         let mut infra: Vec<(u32, u64)> = spread
             .iter()
