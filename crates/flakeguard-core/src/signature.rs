@@ -44,7 +44,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// | `/tmp/xyz123`, `tmpab12cd`, `C:\Users\me\AppData\Local\Temp\x1` | `<tmp>` |
 /// | `1500ms`, `2.5 s`, `30 seconds` | `<dur>` |
 /// | any other number (`42`, `:8080`, `3.14`, `worker7`) | `<n>` (`:<n>`, `worker<n>`) |
-/// | runs of whitespace, including newlines | one space, trimmed |
+/// | runs of whitespace (newlines, tabs, Unicode spaces) | one space, trimmed |
 ///
 /// Case is kept. Non-ASCII text is copied unchanged.
 pub fn normalize_message(msg: &str) -> String {
