@@ -38,6 +38,15 @@ pub(crate) fn sniff_encoding(head: &[u8]) -> Result<(Encoding, bool, usize), Str
     }
 }
 
+/// `Read::read` for a type whose real interface is `BufRead`.
+fn read_through_buffer(reader: &mut impl BufRead, out: &mut [u8]) -> io::Result<usize> {
+    let available = reader.fill_buf()?;
+    let n = available.len().min(out.len());
+    out[..n].copy_from_slice(&available[..n]);
+    reader.consume(n);
+    Ok(n)
+}
+
 /// Either the raw UTF-8 stream or a UTF-16 stream transcoded to UTF-8.
 #[derive(Debug)]
 pub(crate) enum Decoded<R> {
@@ -47,11 +56,7 @@ pub(crate) enum Decoded<R> {
 
 impl<R: BufRead> Read for Decoded<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        read_through_buffer(self, out)
     }
 }
 
@@ -164,11 +169,7 @@ impl<R: BufRead> Utf16Reader<R> {
 
 impl<R: BufRead> Read for Utf16Reader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        read_through_buffer(self, out)
     }
 }
 
@@ -213,11 +214,7 @@ impl<R: BufRead> Guarded<R> {
 
 impl<R: BufRead> Read for Guarded<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        read_through_buffer(self, out)
     }
 }
 

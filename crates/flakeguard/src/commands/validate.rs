@@ -30,22 +30,30 @@ pub(crate) struct FileReport {
     error: Option<String>,
 }
 
+impl FileReport {
+    fn unreadable(path: String, format: Format, dialect: &'static str, error: String) -> Self {
+        FileReport {
+            path,
+            ok: false,
+            format: format.as_str(),
+            dialect,
+            testcases: 0,
+            tests: 0,
+            passed: 0,
+            failed: 0,
+            errors: 0,
+            skipped: 0,
+            flaky: 0,
+            issues: Vec::new(),
+            error: Some(error),
+        }
+    }
+}
+
 pub(crate) fn validate_file(path: &Path) -> FileReport {
     let display = path.display().to_string();
-    let failed = |format: Format, dialect: &'static str, error: String| FileReport {
-        path: display.clone(),
-        ok: false,
-        format: format.as_str(),
-        dialect,
-        testcases: 0,
-        tests: 0,
-        passed: 0,
-        failed: 0,
-        errors: 0,
-        skipped: 0,
-        flaky: 0,
-        issues: Vec::new(),
-        error: Some(error),
+    let failed = |format: Format, dialect: &'static str, error: String| {
+        FileReport::unreadable(display.clone(), format, dialect, error)
     };
     let reader = match flakeguard_junit::open(path, Limits::default()) {
         Ok(r) => r,
@@ -93,21 +101,12 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<ExitCode> {
             Ok(found) => files.extend(found),
             Err(e) => {
                 all_ok = false;
-                missing.push(FileReport {
-                    path: path.display().to_string(),
-                    ok: false,
-                    format: Format::Unknown.as_str(),
-                    dialect: "unknown",
-                    testcases: 0,
-                    tests: 0,
-                    passed: 0,
-                    failed: 0,
-                    errors: 0,
-                    skipped: 0,
-                    flaky: 0,
-                    issues: Vec::new(),
-                    error: Some(format!("cannot read: {e}")),
-                });
+                missing.push(FileReport::unreadable(
+                    path.display().to_string(),
+                    Format::Unknown,
+                    "unknown",
+                    format!("cannot read: {e}"),
+                ));
             }
         }
     }
