@@ -72,6 +72,22 @@ impl TestKey {
         self
     }
 
+    /// A stable 64-bit id of the key (FNV-1a over its parts), the same on every platform and
+    /// version, so stores can index tests by it.
+    pub fn stable_id(&self) -> u64 {
+        let mut bytes =
+            Vec::with_capacity(self.scope.len() + self.classname.len() + self.name.len() + 8);
+        for part in [&self.scope, &self.classname, &self.name] {
+            bytes.extend_from_slice(part.as_bytes());
+            bytes.push(0);
+        }
+        if let Some(variant) = &self.variant {
+            bytes.push(1);
+            bytes.extend_from_slice(variant.as_bytes());
+        }
+        crate::signature::fnv1a(&bytes)
+    }
+
     /// A single-line, human-readable and unique rendering: `scope › classname › name[variant]`,
     /// omitting an empty classname or a classname equal to the scope.
     pub fn display_name(&self) -> String {
@@ -260,6 +276,22 @@ mod tests {
         assert_eq!(
             key(None, "m::match@stress-0", Some("m"), "t"),
             key(None, "m::match@stress-11", Some("m"), "t")
+        );
+    }
+
+    #[test]
+    fn stable_id_separates_parts_and_variants() {
+        let a = key(None, "ab", Some("c"), "t");
+        let b = key(None, "a", Some("bc"), "t");
+        assert_ne!(a.stable_id(), b.stable_id());
+        assert_ne!(
+            key(None, "s", None, "t[1]").stable_id(),
+            key(None, "s", None, "t").stable_id()
+        );
+        // Pinned: stored ids must never change between versions.
+        assert_eq!(
+            key(None, "s", Some("c"), "t").stable_id(),
+            0x7040_85a6_9704_8a01
         );
     }
 

@@ -25,7 +25,7 @@ pub fn signature_hex(sig: u64) -> String {
     format!("{sig:016x}")
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(FNV_OFFSET, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME)
     })
