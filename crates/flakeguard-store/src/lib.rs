@@ -1,0 +1,100 @@
+//! FlakeGuard's storage port.
+//!
+//! [`Store`] is what the application needs from a database; `flakeguard-store-sqlite` (the
+//! zero-configuration default) and `flakeguard-store-postgres` (production) implement it, and
+//! both must pass [`conformance`], the one suite that defines the behaviour.
+//!
+//! History is append-only: a run and its executions are written once, in one transaction, and
+//! never changed; a test's derived state (status, probability, …) can always be recomputed
+//! from its executions.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+mod error;
+mod migrations;
+mod records;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use error::StoreError;
+pub use migrations::{Migration, MigrationState, checksum};
+pub use records::*;
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What FlakeGuard keeps, behind one interface for every backend.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the database does (for readiness checks).
+    async fn ping(&self) -> Result<()>;
+
+    /// Every migration this build knows, with whether and when it was applied.
+    async fn migration_status(&self) -> Result<Vec<MigrationState>>;
+
+    /// Applies pending migrations in order, each in its own transaction; returns the ones it
+    /// applied. Refuses when an applied migration's checksum differs from this build's.
+    async fn migrate(&self) -> Result<Vec<MigrationState>>;
+
+    /// Creates the organization unless one with this slug exists; `true` when created.
+    async fn ensure_organization(&self, slug: &str, name: &str) -> Result<(Organization, bool)>;
+
+    /// Creates the user unless one with this email exists; `true` when created.
+    async fn ensure_user(&self, email: &str, name: &str) -> Result<(User, bool)>;
+
+    /// Adds the user to the organization with `role` unless already a member; `true` when added.
+    async fn ensure_membership(&self, org: OrgId, user: UserId, role: Role) -> Result<bool>;
+
+    /// Creates the repository in `org` unless it exists; `true` when created. A repository
+    /// that exists in another organization is a [`StoreError::Conflict`].
+    async fn ensure_repository(&self, org: OrgId, slug: &RepoSlug) -> Result<(Repository, bool)>;
+
+    async fn find_repository(&self, slug: &RepoSlug) -> Result<Option<Repository>>;
+
+    /// The organization's repositories, by owner and name.
+    async fn list_repositories(&self, org: OrgId) -> Result<Vec<Repository>>;
+
+    /// Stores a new API token (only its hash).
+    async fn create_token(&self, token: &NewToken) -> Result<ApiToken>;
+
+    /// The token with this hash, revoked or not (callers check `revoked_at`).
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<ApiToken>>;
+
+    async fn list_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>>;
+
+    /// Revokes a token of `org`; `false` when there is no such live token in that organization.
+    async fn revoke_token(&self, org: OrgId, id: TokenId, at: OffsetDateTime) -> Result<bool>;
+
+    /// Records one run and all its executions in one transaction. Idempotent: the same
+    /// (repository, run id, attempt, job, report digest) is stored once; a repeat returns the
+    /// existing run with `created: false` and writes nothing.
+    async fn ingest(
+        &self,
+        repo: RepoId,
+        run: &NewRun,
+        tests: &[NewTestCase],
+        executions: &[NewExecution],
+    ) -> Result<Ingested>;
+
+    /// The repository's runs (the most recent `max_runs`, oldest first) and every execution
+    /// in them, grouped by test: the input of `flakeguard_core::score_all`.
+    async fn load_history(&self, repo: RepoId, max_runs: u32) -> Result<StoredHistory>;
+
+    /// Writes the derived state of tests (the result of scoring).
+    async fn save_scores(
+        &self,
+        repo: RepoId,
+        scores: &[DerivedState],
+        at: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// One test's stored identity and derived state.
+    async fn find_test(&self, repo: RepoId, id: TestCaseId) -> Result<Option<StoredTest>>;
+
+    /// How many organizations, users and repositories exist (the runbook's seed check).
+    async fn counts(&self) -> Result<Counts>;
+}
