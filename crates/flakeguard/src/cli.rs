@@ -25,6 +25,58 @@ pub(crate) enum Command {
         after_help = "Each PATH is one run: a directory with that run's report files (and optionally a\nflakeguard-run.json with {\"commit\",\"branch\",\"run_id\",\"attempt\",\"started_at\"}), or a single\nXML file. Runs sharing a run_id with different attempts are re-runs of one run.\n\nExamples:\n  flakeguard analyze examples/history/*\n  flakeguard analyze --format markdown ci-history/* >> \"$GITHUB_STEP_SUMMARY\"\n  flakeguard analyze --policy .flakeguard.yml --format json runs/*"
     )]
     Analyze(AnalyzeArgs),
+    /// Apply or list database migrations.
+    #[command(
+        after_help = "The database is chosen by DATABASE_URL: unset → ./data/flakeguard.db (SQLite; the folder from\nFLAKEGUARD_DATA_DIR), postgres://… or postgresql://… → PostgreSQL, sqlite:PATH → that SQLite file.\n\nExamples:\n  flakeguard migrate status\n  DATABASE_URL=postgres://flakeguard@db/flakeguard flakeguard migrate deploy\n\nExit status: `status` exits 1 when any migration is pending."
+    )]
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
+    /// Create the organization, its admin and a repository; print a one-time admin API token.
+    #[command(
+        after_help = "Idempotent: running it again creates nothing and issues no second token.\nThe database is chosen as for `migrate` (DATABASE_URL). SQLite is migrated automatically;\nPostgreSQL must be migrated first with `flakeguard migrate deploy`.\n\nExamples:\n  flakeguard seed --org acme --admin-email ops@acme.test --repo acme/shop\n  FLAKEGUARD_SEED_ORG=acme flakeguard seed"
+    )]
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SeedArgs {
+    /// The organization's slug.
+    #[arg(long, env = "FLAKEGUARD_SEED_ORG", default_value = "default")]
+    pub(crate) org: String,
+    /// The organization's display name (used only when it is created).
+    #[arg(
+        long,
+        env = "FLAKEGUARD_SEED_ORG_NAME",
+        default_value = "Default organization"
+    )]
+    pub(crate) org_name: String,
+    /// The admin user's email.
+    #[arg(
+        long,
+        env = "FLAKEGUARD_SEED_ADMIN_EMAIL",
+        default_value = "admin@localhost"
+    )]
+    pub(crate) admin_email: String,
+    /// The admin user's name (used only when it is created).
+    #[arg(
+        long,
+        env = "FLAKEGUARD_SEED_ADMIN_NAME",
+        default_value = "Administrator"
+    )]
+    pub(crate) admin_name: String,
+    /// A repository to create in the organization, as owner/name.
+    #[arg(long, env = "FLAKEGUARD_SEED_REPO", value_name = "OWNER/NAME")]
+    pub(crate) repo: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub(crate) enum MigrateCommand {
+    /// Apply every pending migration, in order.
+    Deploy,
+    /// List applied and pending migrations; exit 1 when any is pending.
+    Status,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

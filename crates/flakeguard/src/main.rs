@@ -7,16 +7,20 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod database;
 mod files;
 mod history;
 mod progress;
 mod report;
+mod tokens;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Validate(args) => commands::validate::run(&args),
         cli::Command::Analyze(args) => commands::analyze::run(&args),
+        cli::Command::Migrate { command } => commands::migrate::run(&command),
+        cli::Command::Seed(args) => commands::seed::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,6 @@
 //! One module per command.
 
 pub(crate) mod analyze;
+pub(crate) mod migrate;
+pub(crate) mod seed;
 pub(crate) mod validate;

@@ -1,0 +1,214 @@
+//! `flakeguard migrate` and `flakeguard seed` as an operator runs them, on the embedded SQLite
+//! default and on PostgreSQL (a database of the test's own on `TEST_DATABASE_URL`'s server).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn flakeguard(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flakeguard"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("FLAKEGUARD_DATA_DIR");
+    for var in [
+        "FLAKEGUARD_SEED_ORG",
+        "FLAKEGUARD_SEED_ORG_NAME",
+        "FLAKEGUARD_SEED_ADMIN_EMAIL",
+        "FLAKEGUARD_SEED_ADMIN_NAME",
+        "FLAKEGUARD_SEED_REPO",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("flakeguard runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the same operator story against one database configuration.
+fn migrate_then_seed_twice(env: &[(&str, &str)]) {
+    let status = flakeguard(env, &["migrate", "status"]);
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "pending migrations exit 1: {}",
+        stdout(&status)
+    );
+    assert!(
+        stdout(&status).contains("pending  0001"),
+        "{}",
+        stdout(&status)
+    );
+
+    let deploy = flakeguard(env, &["migrate", "deploy"]);
+    assert_eq!(
+        deploy.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&deploy),
+        String::from_utf8_lossy(&deploy.stderr)
+    );
+    assert!(stdout(&deploy).contains("applied 0001"));
+    let status = flakeguard(env, &["migrate", "status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
+    assert!(stdout(&flakeguard(env, &["migrate", "deploy"])).contains("up to date"));
+
+    let args = [
+        "seed",
+        "--org",
+        "acme",
+        "--admin-email",
+        "ops@acme.test",
+        "--repo",
+        "acme/shop",
+    ];
+    let first = flakeguard(env, &args);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let out = stdout(&first);
+    assert!(
+        out.contains("created organization acme") && out.contains("created repository acme/shop"),
+        "{out}"
+    );
+    let token_line = out
+        .lines()
+        .find(|l| l.starts_with("admin API token"))
+        .expect("a token is printed once");
+    assert!(token_line.contains("fgt_"));
+    assert!(
+        out.contains("1 organization(s), 1 user(s), 1 repositories"),
+        "{out}"
+    );
+
+    let second = flakeguard(env, &args);
+    let out = stdout(&second);
+    assert_eq!(second.status.code(), Some(0));
+    assert!(
+        !out.contains("created ") && !out.contains("fgt_"),
+        "a second seed creates nothing: {out}"
+    );
+    assert!(
+        out.contains("already issued")
+            && out.contains("1 organization(s), 1 user(s), 1 repositories"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sqlite_is_the_zero_configuration_default() {
+    let dir = scratch("db-sqlite");
+    let data = dir.join("data");
+    migrate_then_seed_twice(&[("FLAKEGUARD_DATA_DIR", data.to_str().unwrap())]);
+    assert!(data.join("flakeguard.db").exists());
+}
+
+#[test]
+fn seed_migrates_sqlite_by_itself() {
+    let dir = scratch("db-sqlite-seed");
+    let url = format!("sqlite:{}", dir.join("x.db").display());
+    let out = flakeguard(&[("DATABASE_URL", &url)], &["seed", "--org", "solo"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("created organization solo"));
+}
+
+#[test]
+fn bad_database_url_is_one_clear_line() {
+    let out = flakeguard(&[("DATABASE_URL", "mysql://x/y")], &["migrate", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: DATABASE_URL: expected") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh PostgreSQL database, dropped when the guard goes.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> Self {
+        let admin_url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!(
+            "flakeguard_cli_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let out = Command::new("psql")
+            .args([&admin_url, "-qc", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("psql runs (PostgreSQL client installed by .ci/run)");
+        assert!(
+            out.status.success(),
+            "cannot create a test database on {admin_url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PgDatabase { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&self.admin_url);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin_url,
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+#[test]
+fn postgres_is_chosen_by_database_url() {
+    let db = PgDatabase::create();
+    let url = db.url();
+    migrate_then_seed_twice(&[("DATABASE_URL", &url)]);
+}
+
+#[test]
+fn seeding_postgres_before_migrating_says_what_to_do() {
+    let db = PgDatabase::create();
+    let url = db.url();
+    let out = flakeguard(&[("DATABASE_URL", &url)], &["seed"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("flakeguard migrate deploy"), "{err}");
+    assert!(
+        err.contains("PostgreSQL at 127.0.0.1:5432/") || err.contains("PostgreSQL at "),
+        "names the database without credentials: {err}"
+    );
+}
