@@ -38,6 +38,21 @@ pub(crate) enum Command {
         after_help = "Idempotent: running it again creates nothing and issues no second token.\nThe database is chosen as for `migrate` (DATABASE_URL). SQLite is migrated automatically;\nPostgreSQL must be migrated first with `flakeguard migrate deploy`.\n\nExamples:\n  flakeguard seed --org acme --admin-email ops@acme.test --repo acme/shop\n  FLAKEGUARD_SEED_ORG=acme flakeguard seed"
     )]
     Seed(SeedArgs),
+    /// Recompute every test's status and probability from the stored history.
+    #[command(
+        after_help = "Examples:\n  flakeguard rescore --repo acme/shop\n  flakeguard rescore --repo acme/shop --policy .flakeguard.yml"
+    )]
+    Rescore(RescoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RescoreArgs {
+    /// The repository, as owner/name.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub(crate) repo: String,
+    /// A policy file (the scoring keys of `.flakeguard.yml`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +128,17 @@ pub(crate) struct AnalyzeArgs {
     /// Judge as of this time (RFC 3339) instead of now; makes output reproducible.
     #[arg(long, value_name = "TIME", env = "FLAKEGUARD_NOW")]
     pub(crate) now: Option<String>,
+    /// Record the runs in this SQLite file and analyse everything recorded there so far.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) history: Option<PathBuf>,
+    /// The repository the runs belong to in the history file.
+    #[arg(
+        long,
+        value_name = "OWNER/NAME",
+        default_value = "local/project",
+        requires = "history"
+    )]
+    pub(crate) repo: String,
     /// Runs: directories of report files, or single report files.
     #[arg(required = true, value_name = "PATH")]
     pub(crate) paths: Vec<PathBuf>,

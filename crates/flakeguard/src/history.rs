@@ -47,9 +47,34 @@ pub(crate) struct History {
     /// Files (or runs) that could not be read, with the reason.
     pub(crate) skipped: Vec<(PathBuf, String)>,
     pub(crate) files_read: usize,
+    /// The report files read for each run (parallel to `runs`).
+    pub(crate) run_files: Vec<Vec<PathBuf>>,
 }
 
 impl History {
+    /// A history read back from a store: the report facts not stored (suite names as written)
+    /// are rebuilt from the test keys.
+    pub(crate) fn from_stored(stored: flakeguard_store::StoredHistory) -> Self {
+        let info = stored
+            .tests
+            .iter()
+            .map(|t| TestInfo {
+                suite: t.key.scope.clone(),
+                classname: (!t.key.classname.is_empty()).then(|| t.key.classname.clone()),
+                name: match &t.key.variant {
+                    Some(v) => format!("{}[{v}]", t.key.name),
+                    None => t.key.name.clone(),
+                },
+            })
+            .collect();
+        History {
+            runs: stored.runs,
+            tests: stored.tests,
+            info,
+            ..History::default()
+        }
+    }
+
     /// How a run is named in evidence: its run id, plus the attempt for re-runs.
     pub(crate) fn run_label(&self, run: RunId) -> String {
         let run = &self.runs[run as usize];
@@ -98,7 +123,7 @@ pub(crate) fn load(paths: &[PathBuf], on_file: &mut dyn FnMut(&Path, usize)) -> 
         }
         let run_id = history.runs.len() as RunId;
         let mut attempts: HashMap<usize, u32> = HashMap::new();
-        let mut any = false;
+        let mut read_files = Vec::new();
         for file in &source.files {
             on_file(file, total_files);
             // Read the whole file before keeping anything, so a file that breaks halfway
@@ -111,7 +136,7 @@ pub(crate) fn load(paths: &[PathBuf], on_file: &mut dyn FnMut(&Path, usize)) -> 
                 }
             };
             history.files_read += 1;
-            any = true;
+            read_files.push(file.clone());
             for case in cases {
                 let test = *index.entry(case.key.clone()).or_insert_with(|| {
                     history.tests.push(TestHistory {
@@ -142,8 +167,9 @@ pub(crate) fn load(paths: &[PathBuf], on_file: &mut dyn FnMut(&Path, usize)) -> 
                 }
             }
         }
-        if any {
+        if !read_files.is_empty() {
             history.runs.push(source.run);
+            history.run_files.push(read_files);
         }
     }
     Ok(history)

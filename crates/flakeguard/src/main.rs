@@ -11,6 +11,7 @@ mod database;
 mod files;
 mod history;
 mod progress;
+mod record;
 mod report;
 mod tokens;
 
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Analyze(args) => commands::analyze::run(&args),
         cli::Command::Migrate { command } => commands::migrate::run(&command),
         cli::Command::Seed(args) => commands::seed::run(&args),
+        cli::Command::Rescore(args) => commands::rescore::run(&args),
     };
     match result {
         Ok(code) => code,

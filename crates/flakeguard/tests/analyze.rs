@@ -222,3 +222,64 @@ fn single_files_are_runs_of_their_own() {
     assert_eq!(json["tests"][0]["executions"], 6);
     assert_eq!(json["tests"][0]["failures"], 2);
 }
+
+#[test]
+fn history_file_accumulates_runs_and_gives_the_same_verdicts() {
+    let dir = scratch("analyze-history");
+    let db = dir.join("history.db");
+    let db = db.to_str().unwrap();
+    let runs = example_runs();
+    let direct: serde_json::Value =
+        serde_json::from_slice(&analyze(&["--format", "json"], &runs).stdout).unwrap();
+
+    // First the older runs, then all of them: the file keeps what it was given before.
+    let first = analyze(&["--format", "json", "--history", db], &runs[..6]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("recorded 6 new run(s)"));
+    let all = analyze(&["--format", "json", "--history", db], &runs);
+    assert!(
+        String::from_utf8_lossy(&all.stderr).contains("recorded 7 new run(s)"),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let again = analyze(&["--format", "json", "--history", db], &runs[..1]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("recorded 0 new run(s)"),
+        "nothing is counted twice"
+    );
+    let stored: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        stored["runs"], 13,
+        "the stored history covers every run recorded so far"
+    );
+
+    let verdicts = |json: &serde_json::Value| -> Vec<(String, String, u64, u64)> {
+        let mut v: Vec<_> = json["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["key"].as_str().unwrap().to_owned(),
+                    t["status"].as_str().unwrap().to_owned(),
+                    t["executions"].as_u64().unwrap(),
+                    t["failures"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(verdicts(&stored), verdicts(&direct));
+}
+
+#[test]
+fn repo_without_history_is_a_usage_error() {
+    let out = analyze(&["--repo", "a/b"], &example_runs()[..1]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -212,3 +212,50 @@ fn seeding_postgres_before_migrating_says_what_to_do() {
         "names the database without credentials: {err}"
     );
 }
+
+#[test]
+fn rescore_rebuilds_derived_state_from_stored_history() {
+    let dir = scratch("db-rescore");
+    let db = dir.join("history.db");
+    let mut runs: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/history"))
+            .unwrap()
+            .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+            .collect();
+    runs.sort();
+    let mut args = vec![
+        "analyze",
+        "--format",
+        "json",
+        "--history",
+        db.to_str().unwrap(),
+        "--repo",
+        "acme/shop",
+    ];
+    args.extend(runs.iter().map(String::as_str));
+    assert_eq!(flakeguard(&[], &args).status.code(), Some(0));
+
+    let url = format!("sqlite:{}", db.display());
+    let out = flakeguard(
+        &[("DATABASE_URL", &url)],
+        &["rescore", "--repo", "acme/shop"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("rescored 10 tests of acme/shop over 13 runs: 1 flaky"),
+        "{}",
+        stdout(&out)
+    );
+
+    let missing = flakeguard(
+        &[("DATABASE_URL", &url)],
+        &["rescore", "--repo", "acme/none"],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("repository acme/none not found"));
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use flakeguard_core::policy::Policy;
 use flakeguard_core::scoring::score_all;
+use flakeguard_store::Store;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -63,6 +64,10 @@ pub(crate) fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
         bail!("no readable reports in the given paths");
     }
 
+    let history = match &args.history {
+        Some(file) => record_and_reload(file, &args.repo, &history, policy.rolling_window_size)?,
+        None => history,
+    };
     let scores = score_all(&history.runs, &history.tests, &policy, now);
     let analysis = Analysis::new(&history, &scores, now);
     let stdout = std::io::stdout();
@@ -76,6 +81,44 @@ pub(crate) fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records the runs just read into the SQLite history file, then reads the whole stored
+/// history back: analysis then covers every run ever recorded there, not only these paths.
+fn record_and_reload(
+    file: &Path,
+    repo: &str,
+    history: &history::History,
+    window: u32,
+) -> Result<history::History> {
+    let slug =
+        flakeguard_store::RepoSlug::parse(repo).map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = flakeguard_store_sqlite::SqliteStore::open(file)
+            .await
+            .with_context(|| format!("cannot open history file {}", file.display()))?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("cannot migrate history file {}", file.display()))?;
+        let (org, _) = store
+            .ensure_organization(slug.owner(), slug.owner())
+            .await?;
+        let (repository, _) = store.ensure_repository(org.id, &slug).await?;
+        let recorded = crate::record::record(&store, repository.id, history).await?;
+        eprintln!(
+            "recorded {} new run(s) in {} ({} already there)",
+            recorded.created,
+            file.display(),
+            recorded.existing
+        );
+        let stored = store.load_history(repository.id, window).await?;
+        store.close().await;
+        Ok(history::History::from_stored(stored))
+    })
 }
 
 /// Reads a policy file (the scoring keys of `.flakeguard.yml`) and checks every value.

@@ -2,5 +2,6 @@
 
 pub(crate) mod analyze;
 pub(crate) mod migrate;
+pub(crate) mod rescore;
 pub(crate) mod seed;
 pub(crate) mod validate;
