@@ -18,9 +18,17 @@ pub(crate) struct Recorded {
     pub(crate) existing: usize,
 }
 
+/// One run's tests and executions, as the store takes them.
+#[derive(Debug, Default)]
+struct RunRows {
+    tests: Vec<NewTestCase>,
+    executions: Vec<NewExecution>,
+    /// Test index in the history → position in `tests`.
+    positions: HashMap<usize, usize>,
+}
+
 pub(crate) async fn record(store: &dyn Store, repo: RepoId, history: &History) -> Result<Recorded> {
-    let mut per_run: Vec<(Vec<NewTestCase>, Vec<NewExecution>, HashMap<usize, usize>)> =
-        history.runs.iter().map(|_| Default::default()).collect();
+    let mut per_run: Vec<RunRows> = history.runs.iter().map(|_| RunRows::default()).collect();
     for (test_index, test) in history.tests.iter().enumerate() {
         for execution in &test.executions {
             let (tests, executions, positions) = &mut per_run[execution.run as usize];
@@ -42,7 +50,7 @@ pub(crate) async fn record(store: &dyn Store, repo: RepoId, history: &History) -
         }
     }
     let mut recorded = Recorded::default();
-    for (index, (run, (tests, executions, _))) in history.runs.iter().zip(per_run).enumerate() {
+    for (index, (run, rows)) in history.runs.iter().zip(per_run).enumerate() {
         let digest = digest(&history.run_files[index])?;
         let new_run = NewRun {
             commit: run.commit.clone(),
