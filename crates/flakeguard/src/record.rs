@@ -31,15 +31,16 @@ pub(crate) async fn record(store: &dyn Store, repo: RepoId, history: &History) -
     let mut per_run: Vec<RunRows> = history.runs.iter().map(|_| RunRows::default()).collect();
     for (test_index, test) in history.tests.iter().enumerate() {
         for execution in &test.executions {
-            let (tests, executions, positions) = &mut per_run[execution.run as usize];
-            let position = *positions.entry(test_index).or_insert_with(|| {
+            let rows = &mut per_run[execution.run as usize];
+            let tests = &mut rows.tests;
+            let position = *rows.positions.entry(test_index).or_insert_with(|| {
                 tests.push(NewTestCase {
                     key: test.key.clone(),
                     file: test.file.clone(),
                 });
                 tests.len() - 1
             });
-            executions.push(NewExecution {
+            rows.executions.push(NewExecution {
                 test: position,
                 attempt: execution.attempt,
                 outcome: execution.outcome,
@@ -65,7 +66,7 @@ pub(crate) async fn record(store: &dyn Store, repo: RepoId, history: &History) -
             report_digest: digest,
         };
         let ingested = store
-            .ingest(repo, &new_run, &tests, &executions)
+            .ingest(repo, &new_run, &rows.tests, &rows.executions)
             .await
             .with_context(|| format!("cannot record run {}", run.run_id))?;
         if ingested.created {
