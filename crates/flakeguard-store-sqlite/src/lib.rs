@@ -1,0 +1,220 @@
+//! FlakeGuard's SQLite store: the zero-configuration backend of [`flakeguard_store::Store`].
+//!
+//! One database file in WAL mode. SQLite has one writer at a time, so the store keeps two
+//! pools: a single writer connection (every write goes through it, so writes in this process
+//! queue instead of failing with `SQLITE_BUSY`) and a few reader connections, which WAL lets
+//! run beside the writer. Write transactions start with `BEGIN IMMEDIATE`, so a second process
+//! on the same file waits for the write lock (busy timeout: 5 s) instead of failing half-way.
+//!
+//! Timestamps are stored as INTEGER unix microseconds: they sort correctly and round-trip
+//! exactly to the microsecond (finer precision is truncated).
+//!
+//! The code is split by what it stores: `migrate` (schema bookkeeping), `tenants`
+//! (organizations, users, repositories), `tokens`, `ingest` (runs and executions, the bulk
+//! path), `history` (reading runs back for scoring) and `test_cases` (derived state).
+#![forbid(unsafe_code)]
+
+mod error;
+mod history;
+mod ingest;
+mod migrate;
+mod tenants;
+mod test_cases;
+mod timestamp;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flakeguard_store::{
+    ApiToken, Counts, DerivedState, Ingested, MigrationState, NewExecution, NewRun, NewTestCase,
+    NewToken, OrgId, Organization, RepoId, RepoSlug, Repository, Result, Role, Store, StoreError,
+    StoredHistory, StoredTest, TestCaseId, TokenHash, TokenId, User, UserId,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use time::OffsetDateTime;
+
+pub use migrate::MIGRATIONS;
+
+/// How long a connection waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reader connections (WAL lets them run beside the one writer).
+const READERS: u32 = 4;
+/// Page cache per connection, in KiB (SQLite's default is 2 MiB). A larger cache keeps the
+/// test-case and execution indexes in memory during a large ingest.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// A FlakeGuard store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// The one connection that writes.
+    writer: SqlitePool,
+    /// Connections that only read.
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories when missing) the database at `path`.
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", format!("-{CACHE_KIB}"))
+            .pragma("temp_store", "memory");
+        // The writer connects first so the file exists and is in WAL mode before any reader.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone().optimize_on_close(true, 400))
+            .await
+            .map_err(error::map("open the database"))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await
+            .map_err(error::map("open the database"))?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection (checkpointing the WAL when this is the last one open).
+    pub async fn close(self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Starts a write transaction that holds SQLite's write lock from the start.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(error::map("start a write transaction"))
+    }
+
+    /// Starts a read transaction: every query in it sees the same snapshot.
+    async fn read(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.reader
+            .begin()
+            .await
+            .map_err(error::map("start a read transaction"))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(error::map("ping the database"))?;
+        Ok(())
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationState>> {
+        self.migration_states().await
+    }
+
+    async fn migrate(&self) -> Result<Vec<MigrationState>> {
+        self.apply_migrations().await
+    }
+
+    async fn ensure_organization(&self, slug: &str, name: &str) -> Result<(Organization, bool)> {
+        self.ensure_organization_impl(slug, name).await
+    }
+
+    async fn ensure_user(&self, email: &str, name: &str) -> Result<(User, bool)> {
+        self.ensure_user_impl(email, name).await
+    }
+
+    async fn ensure_membership(&self, org: OrgId, user: UserId, role: Role) -> Result<bool> {
+        self.ensure_membership_impl(org, user, role).await
+    }
+
+    async fn ensure_repository(&self, org: OrgId, slug: &RepoSlug) -> Result<(Repository, bool)> {
+        self.ensure_repository_impl(org, slug).await
+    }
+
+    async fn find_repository(&self, slug: &RepoSlug) -> Result<Option<Repository>> {
+        self.find_repository_impl(slug).await
+    }
+
+    async fn list_repositories(&self, org: OrgId) -> Result<Vec<Repository>> {
+        self.list_repositories_impl(org).await
+    }
+
+    async fn create_token(&self, token: &NewToken) -> Result<ApiToken> {
+        self.create_token_impl(token).await
+    }
+
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<ApiToken>> {
+        self.find_token_impl(hash).await
+    }
+
+    async fn list_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>> {
+        self.list_tokens_impl(org).await
+    }
+
+    async fn revoke_token(&self, org: OrgId, id: TokenId, at: OffsetDateTime) -> Result<bool> {
+        self.revoke_token_impl(org, id, at).await
+    }
+
+    async fn ingest(
+        &self,
+        repo: RepoId,
+        run: &NewRun,
+        tests: &[NewTestCase],
+        executions: &[NewExecution],
+    ) -> Result<Ingested> {
+        self.ingest_impl(repo, run, tests, executions).await
+    }
+
+    async fn load_history(&self, repo: RepoId, max_runs: u32) -> Result<StoredHistory> {
+        self.load_history_impl(repo, max_runs).await
+    }
+
+    async fn save_scores(
+        &self,
+        repo: RepoId,
+        scores: &[DerivedState],
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.save_scores_impl(repo, scores, at).await
+    }
+
+    async fn find_test(&self, repo: RepoId, id: TestCaseId) -> Result<Option<StoredTest>> {
+        self.find_test_impl(repo, id).await
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        self.counts_impl().await
+    }
+}
