@@ -47,7 +47,8 @@ const READERS: u32 = 4;
 /// test-case and execution indexes in memory during a large ingest.
 const CACHE_KIB: i64 = 64 * 1024;
 
-/// A FlakeGuard store in one SQLite file.
+/// A FlakeGuard store in one SQLite file. Clones share the same connections (and
+/// [`SqliteStore::close`] closes them for every clone).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// The one connection that writes.
