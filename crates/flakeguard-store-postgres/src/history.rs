@@ -1,0 +1,294 @@
+//! Reading a repository's history for scoring, and writing back and reading each test's
+//! derived state.
+
+use flakeguard_core::{Execution, Run, TestHistory, TestKey};
+use flakeguard_store::{
+    DerivedState, RepoId, StoreError, StoredHistory, StoredRunId, StoredTest, TestCaseId,
+    outcome_from_code,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use time::OffsetDateTime;
+
+use crate::error::map;
+
+const RECENT_RUNS: &str = "SELECT id, workflow_run_id, run_attempt, commit_sha, branch, job,
+        started_at
+    FROM runs WHERE repo_id = $1
+    ORDER BY started_at DESC, id DESC
+    LIMIT $2";
+
+/// One run's executions as one row of arrays (one message, not one per execution).
+const EXECUTIONS_OF_RUN: &str = "SELECT COALESCE(array_agg(test_case_id), '{}'),
+        COALESCE(array_agg(attempt), '{}'), COALESCE(array_agg(outcome), '{}'),
+        COALESCE(array_agg(duration_ms), '{}'), COALESCE(array_agg(failure_signature), '{}')
+    FROM executions WHERE run_id = $1";
+
+/// Test identities as one row of arrays, for a chunk of ids.
+const TESTS_BY_ID: &str = "SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(scope), '{}'),
+        COALESCE(array_agg(classname), '{}'), COALESCE(array_agg(name), '{}'),
+        COALESCE(array_agg(variant), '{}'), COALESCE(array_agg(file), '{}')
+    FROM test_cases WHERE repo_id = $1 AND id = ANY($2)";
+
+/// Test ids per `TESTS_BY_ID` query (bounds the size of one answer).
+const TESTS_PER_QUERY: usize = 20_000;
+
+const SAVE_SCORES: &str = "UPDATE test_cases AS t SET
+        status = s.status, probability = s.probability, confidence = s.confidence,
+        legacy_score = s.legacy_score, recommendation = s.recommendation, scored_at = $7
+    FROM UNNEST($2::bigint[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $8::text[])
+        AS s (id, status, probability, confidence, legacy_score, recommendation)
+    WHERE t.id = s.id AND t.repo_id = $1";
+
+const FIND_TEST: &str = "SELECT id, repo_id, scope, classname, name, variant, file, status,
+        probability, confidence, legacy_score, recommendation, first_seen_at, last_seen_at,
+        scored_at
+    FROM test_cases WHERE id = $1 AND repo_id = $2";
+
+fn u32_column(row: &PgRow, column: &str) -> Result<u32, StoreError> {
+    let value: i32 = row.try_get(column).map_err(map)?;
+    u32::try_from(value)
+        .map_err(|_| StoreError::Database(format!("stored {column} {value} is negative")))
+}
+
+fn run_from_row(row: &PgRow) -> Result<(StoredRunId, Run), StoreError> {
+    let job: String = row.try_get("job").map_err(map)?;
+    Ok((
+        StoredRunId(row.try_get("id").map_err(map)?),
+        Run {
+            run_id: row.try_get("workflow_run_id").map_err(map)?,
+            attempt: u32_column(row, "run_attempt")?,
+            commit: row.try_get("commit_sha").map_err(map)?,
+            branch: row.try_get("branch").map_err(map)?,
+            job: (!job.is_empty()).then_some(job),
+            started_at: row.try_get("started_at").map_err(map)?,
+        },
+    ))
+}
+
+fn key_from_row(row: &PgRow) -> Result<TestKey, sqlx::Error> {
+    Ok(TestKey {
+        scope: row.try_get("scope")?,
+        classname: row.try_get("classname")?,
+        name: row.try_get("name")?,
+        variant: row.try_get("variant")?,
+    })
+}
+
+pub(crate) async fn load(
+    pool: &PgPool,
+    repo: RepoId,
+    max_runs: u32,
+) -> Result<StoredHistory, StoreError> {
+    // One snapshot for the three reads, so a run committed meanwhile cannot half-appear.
+    let mut tx = pool.begin().await.map_err(map)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+
+    let rows = sqlx::query(RECENT_RUNS)
+        .bind(repo.0)
+        .bind(i64::from(max_runs))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map)?;
+    let mut history = StoredHistory::default();
+    for row in rows.iter().rev() {
+        let (id, run) = run_from_row(row)?;
+        history.run_ids.push(id);
+        history.runs.push(run);
+    }
+    if history.runs.is_empty() {
+        return Ok(history);
+    }
+    // Every execution with its test id, run by run; then sorted, so that each test's
+    // executions are adjacent and in (run, attempt) order (no hashing of a million ids).
+    let mut all: Vec<(i64, Execution)> = Vec::new();
+    for (run_id, run) in history.run_ids.iter().zip(0u32..) {
+        type Columns = (
+            Vec<i64>,
+            Vec<i32>,
+            Vec<i16>,
+            Vec<Option<i64>>,
+            Vec<Option<i64>>,
+        );
+        let (tests, attempts, outcomes, durations, signatures): Columns =
+            sqlx::query_as(EXECUTIONS_OF_RUN)
+                .bind(run_id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map)?;
+        let n = tests.len();
+        if [
+            attempts.len(),
+            outcomes.len(),
+            durations.len(),
+            signatures.len(),
+        ] != [n; 4]
+        {
+            return Err(StoreError::Database(
+                "execution columns differ in length".into(),
+            ));
+        }
+        all.reserve(n);
+        for i in 0..n {
+            let outcome = outcomes[i];
+            let execution = Execution {
+                run,
+                attempt: u32::try_from(attempts[i]).map_err(|_| {
+                    StoreError::Database(format!("stored attempt {} is negative", attempts[i]))
+                })?,
+                outcome: outcome_from_code(outcome).ok_or_else(|| {
+                    StoreError::Database(format!("stored outcome {outcome} is unknown"))
+                })?,
+                duration_ms: durations[i].map(|d| u64::try_from(d).unwrap_or(0)),
+                // Bit-for-bit: stored as a signed BIGINT.
+                signature: signatures[i].map(|s| s as u64),
+            };
+            all.push((tests[i], execution));
+        }
+    }
+    all.sort_unstable_by_key(|(test, e)| (*test, e.run, e.attempt));
+    let mut test_ids: Vec<i64> = all.iter().map(|(test, _)| *test).collect();
+    test_ids.dedup();
+
+    // The identities of those tests (only this repository's), in id order.
+    let mut identities: Vec<(i64, TestKey, Option<String>)> = Vec::with_capacity(test_ids.len());
+    for chunk in test_ids.chunks(TESTS_PER_QUERY) {
+        type Columns = (
+            Vec<i64>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<Option<String>>,
+            Vec<Option<String>>,
+        );
+        let (ids, scopes, classnames, names, variants, files): Columns =
+            sqlx::query_as(TESTS_BY_ID)
+                .bind(repo.0)
+                .bind(chunk)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map)?;
+        let n = ids.len();
+        let lengths = [
+            scopes.len(),
+            classnames.len(),
+            names.len(),
+            variants.len(),
+            files.len(),
+        ];
+        if lengths != [n; 5] {
+            return Err(StoreError::Database("test columns differ in length".into()));
+        }
+        let rows = ids
+            .into_iter()
+            .zip(scopes)
+            .zip(classnames)
+            .zip(names)
+            .zip(variants)
+            .zip(files);
+        for (((((id, scope), classname), name), variant), file) in rows {
+            let key = TestKey {
+                scope,
+                classname,
+                name,
+                variant,
+            };
+            identities.push((id, key, file));
+        }
+    }
+    tx.commit().await.map_err(map)?;
+    identities.sort_unstable_by_key(|(id, _, _)| *id);
+
+    // Both sorted by test id: walk them together.
+    history.tests.reserve(identities.len());
+    history.test_ids.reserve(identities.len());
+    let mut executions = all.into_iter().peekable();
+    for (id, key, file) in identities {
+        // Skip executions of tests without an identity here (another repository's).
+        while executions.next_if(|(test, _)| *test < id).is_some() {}
+        let mut mine = Vec::new();
+        while let Some((_, execution)) = executions.next_if(|(test, _)| *test == id) {
+            mine.push(execution);
+        }
+        if mine.is_empty() {
+            continue;
+        }
+        history.tests.push(TestHistory {
+            key,
+            file,
+            executions: mine,
+        });
+        history.test_ids.push(TestCaseId(id));
+    }
+    Ok(history)
+}
+
+pub(crate) async fn save_scores(
+    pool: &PgPool,
+    repo: RepoId,
+    scores: &[DerivedState],
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if scores.is_empty() {
+        return Ok(());
+    }
+    // In id order, so concurrent writers lock rows in the same order.
+    let mut sorted: Vec<&DerivedState> = scores.iter().collect();
+    sorted.sort_by_key(|s| s.test);
+    let ids: Vec<i64> = sorted.iter().map(|s| s.test.0).collect();
+    let status: Vec<&str> = sorted.iter().map(|s| s.status.as_str()).collect();
+    let probability: Vec<f64> = sorted.iter().map(|s| s.probability).collect();
+    let confidence: Vec<f64> = sorted.iter().map(|s| s.confidence).collect();
+    let legacy: Vec<f64> = sorted.iter().map(|s| s.legacy_score).collect();
+    let recommendation: Vec<&str> = sorted.iter().map(|s| s.recommendation.as_str()).collect();
+    sqlx::query(SAVE_SCORES)
+        .bind(repo.0)
+        .bind(&ids)
+        .bind(&status)
+        .bind(&probability)
+        .bind(&confidence)
+        .bind(&legacy)
+        .bind(at)
+        .bind(&recommendation)
+        .execute(pool)
+        .await
+        .map_err(map)?;
+    Ok(())
+}
+
+pub(crate) async fn find_test(
+    pool: &PgPool,
+    repo: RepoId,
+    id: TestCaseId,
+) -> Result<Option<StoredTest>, StoreError> {
+    let Some(row) = sqlx::query(FIND_TEST)
+        .bind(id.0)
+        .bind(repo.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?
+    else {
+        return Ok(None);
+    };
+    let test = (|| {
+        Ok::<_, sqlx::Error>(StoredTest {
+            id: TestCaseId(row.try_get("id")?),
+            repo: RepoId(row.try_get("repo_id")?),
+            key: key_from_row(&row)?,
+            file: row.try_get("file")?,
+            status: row.try_get("status")?,
+            probability: row.try_get("probability")?,
+            confidence: row.try_get("confidence")?,
+            legacy_score: row.try_get("legacy_score")?,
+            recommendation: row.try_get("recommendation")?,
+            first_seen_at: row.try_get("first_seen_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            scored_at: row.try_get("scored_at")?,
+        })
+    })()
+    .map_err(map)?;
+    Ok(Some(test))
+}

@@ -1,0 +1,215 @@
+//! FlakeGuard's PostgreSQL store: the production implementation of
+//! [`flakeguard_store::Store`].
+//!
+//! - [`PostgresStore::connect`] opens a connection pool from a `postgres://` or
+//!   `postgresql://` URL; acquiring a connection gives up after [`ACQUIRE_TIMEOUT`], so an
+//!   outage answers [`StoreError::Unavailable`] quickly instead of hanging requests.
+//! - The schema lives in `migrations/` ([`MIGRATIONS`]), applied by [`Store::migrate`].
+//! - Ingestion writes a run in one transaction, its new test cases and its executions with
+//!   binary `COPY` (see `docs/performance.md`, "Storage ingestion"). `executions` and
+//!   `test_cases.repo_id` have no declared foreign keys (per-row checks would double the
+//!   cost); triggers keep their `ON DELETE CASCADE` (see the migration).
+//!
+//! Timestamps are `TIMESTAMPTZ` (microsecond precision; finer parts are truncated), 64-bit
+//! hashes are `BIGINT` holding the `u64` bit for bit. PostgreSQL text cannot contain NUL:
+//! a failure message's NUL characters are stored as U+FFFD, and a test identity or run field
+//! containing one is refused as [`StoreError::Invalid`].
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod copy;
+mod error;
+mod history;
+mod ingest;
+mod migrate;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flakeguard_store::{
+    ApiToken, Counts, DerivedState, Ingested, Migration, MigrationState, NewExecution, NewRun,
+    NewTestCase, NewToken, OrgId, Organization, RepoId, RepoSlug, Repository, Role, Store,
+    StoreError, StoredHistory, StoredTest, TestCaseId, TokenHash, TokenId, User, UserId,
+};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use time::OffsetDateTime;
+
+/// This crate's schema changes, in order. Never edit an applied one: add a new file.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/0001_initial.sql"),
+}];
+
+/// How long an operation waits for a pooled connection (including opening one) before it
+/// fails with [`StoreError::Unavailable`].
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pool of connections to one PostgreSQL database.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://…` or `postgresql://…`, with the usual
+    /// libpq parameters such as `sslmode`) with a pool of at most `max_connections`.
+    ///
+    /// One connection is opened right away, so a wrong URL, a refused login or an unreachable
+    /// server is reported here ([`StoreError::Invalid`] / [`StoreError::Unavailable`], never
+    /// echoing the URL) and within [`ACQUIRE_TIMEOUT`].
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PostgresStore, StoreError> {
+        let url = url.trim();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Invalid(
+                "database url must start with postgres:// or postgresql://".into(),
+            ));
+        }
+        let options = PgConnectOptions::from_str(url).map_err(error::map)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(error::map)?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes every connection, waiting for the ones in use to be returned.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(error::map)?;
+        Ok(())
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        migrate::status(&self.pool).await
+    }
+
+    async fn migrate(&self) -> Result<Vec<MigrationState>, StoreError> {
+        migrate::run(&self.pool).await
+    }
+
+    async fn ensure_organization(
+        &self,
+        slug: &str,
+        name: &str,
+    ) -> Result<(Organization, bool), StoreError> {
+        accounts::ensure_organization(&self.pool, slug, name).await
+    }
+
+    async fn ensure_user(&self, email: &str, name: &str) -> Result<(User, bool), StoreError> {
+        accounts::ensure_user(&self.pool, email, name).await
+    }
+
+    async fn ensure_membership(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        accounts::ensure_membership(&self.pool, org, user, role).await
+    }
+
+    async fn ensure_repository(
+        &self,
+        org: OrgId,
+        slug: &RepoSlug,
+    ) -> Result<(Repository, bool), StoreError> {
+        accounts::ensure_repository(&self.pool, org, slug).await
+    }
+
+    async fn find_repository(&self, slug: &RepoSlug) -> Result<Option<Repository>, StoreError> {
+        accounts::find_repository(&self.pool, slug).await
+    }
+
+    async fn list_repositories(&self, org: OrgId) -> Result<Vec<Repository>, StoreError> {
+        accounts::list_repositories(&self.pool, org).await
+    }
+
+    async fn create_token(&self, token: &NewToken) -> Result<ApiToken, StoreError> {
+        accounts::create_token(&self.pool, token).await
+    }
+
+    async fn find_token(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
+        accounts::find_token(&self.pool, hash).await
+    }
+
+    async fn list_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>, StoreError> {
+        accounts::list_tokens(&self.pool, org).await
+    }
+
+    async fn revoke_token(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        accounts::revoke_token(&self.pool, org, id, at).await
+    }
+
+    async fn ingest(
+        &self,
+        repo: RepoId,
+        run: &NewRun,
+        tests: &[NewTestCase],
+        executions: &[NewExecution],
+    ) -> Result<Ingested, StoreError> {
+        ingest::ingest(&self.pool, repo, run, tests, executions).await
+    }
+
+    async fn load_history(&self, repo: RepoId, max_runs: u32) -> Result<StoredHistory, StoreError> {
+        history::load(&self.pool, repo, max_runs).await
+    }
+
+    async fn save_scores(
+        &self,
+        repo: RepoId,
+        scores: &[DerivedState],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        history::save_scores(&self.pool, repo, scores, at).await
+    }
+
+    async fn find_test(
+        &self,
+        repo: RepoId,
+        id: TestCaseId,
+    ) -> Result<Option<StoredTest>, StoreError> {
+        history::find_test(&self.pool, repo, id).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        accounts::counts(&self.pool).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        let mut sorted = versions.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(versions, sorted);
+        assert!(MIGRATIONS.iter().all(|m| !m.sql.trim().is_empty()));
+    }
+}

@@ -1,0 +1,529 @@
+//! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, races
+//! between concurrent ingests and migrations, COPY's handling of awkward text, timestamp
+//! precision, and how connection failures are reported.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use flakeguard_core::{Outcome, TestKey};
+use flakeguard_store::{
+    NewExecution, NewRun, NewTestCase, RepoId, RepoSlug, Source, Store, StoreError,
+};
+use flakeguard_store_postgres::PostgresStore;
+use sqlx::Row;
+use time::OffsetDateTime;
+use time::macros::{datetime, offset};
+
+use support::store;
+
+const T0: OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
+
+async fn repo(store: &dyn Store) -> RepoId {
+    store.migrate().await.unwrap();
+    let (org, _) = store.ensure_organization("acme", "Acme").await.unwrap();
+    store
+        .ensure_repository(org.id, &RepoSlug::parse("acme/shop").unwrap())
+        .await
+        .unwrap()
+        .0
+        .id
+}
+
+fn run(run_id: &str, started_at: OffsetDateTime) -> NewRun {
+    NewRun {
+        commit: None,
+        branch: Some("main".into()),
+        pr_number: Some(12),
+        run_id: run_id.into(),
+        attempt: 1,
+        job: String::new(),
+        source: Source::Cli,
+        started_at,
+        received_at: started_at,
+        report_digest: "digest".into(),
+    }
+}
+
+fn tests(n: usize) -> Vec<NewTestCase> {
+    (0..n)
+        .map(|i| NewTestCase {
+            key: TestKey::from_parts(None, "suite", Some("Class"), &format!("case {i}")),
+            file: None,
+        })
+        .collect()
+}
+
+fn passed(test: usize) -> NewExecution {
+    NewExecution {
+        test,
+        attempt: 1,
+        outcome: Outcome::Passed,
+        duration_ms: Some(3),
+        signature: None,
+        message: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_migration_checksum_is_refused() {
+    let store = store().await;
+    store.migrate().await.unwrap();
+    let mut conn = store.connection().await;
+    sqlx::query("UPDATE flakeguard_migrations SET checksum = 'tampered' WHERE version = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(matches!(err, StoreError::Migration(_)), "{err}");
+    assert!(
+        err.to_string().contains("changed after it was applied"),
+        "{err}"
+    );
+    // The status is still readable.
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.is_pending())
+    );
+
+    // A database migrated by a newer build is refused too.
+    sqlx::query("UPDATE flakeguard_migrations SET checksum = $1 WHERE version = 1")
+        .bind(flakeguard_store::checksum(
+            flakeguard_store_postgres::MIGRATIONS[0].sql,
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    sqlx::query(
+        "INSERT INTO flakeguard_migrations (version, name, checksum) VALUES (9999, 'future', 'x')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Migration(m) if m.contains("9999")),
+        "{err}"
+    );
+    drop(conn);
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_apply_each_migration_once() {
+    let store = store().await;
+    let other = PostgresStore::connect(store.url(), 2).await.unwrap();
+    let (a, b) = tokio::join!(store.migrate(), other.migrate());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        a.len() + b.len(),
+        flakeguard_store_postgres::MIGRATIONS.len()
+    );
+    other.close().await;
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ingests_of_one_report_store_it_once() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let other = PostgresStore::connect(store.url(), 2).await.unwrap();
+    let tests = tests(3_000);
+    let executions: Vec<NewExecution> = (0..tests.len()).map(passed).collect();
+    for round in 0..5 {
+        let report = run(&format!("race-{round}"), T0 + Duration::from_secs(round));
+        let (a, b) = tokio::join!(
+            store.ingest(repo, &report, &tests, &executions),
+            other.ingest(repo, &report, &tests, &executions)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.run, b.run, "round {round}");
+        assert!(
+            a.created ^ b.created,
+            "exactly one creates it (round {round})"
+        );
+        let loser = if a.created { &b } else { &a };
+        assert!(loser.test_ids.is_empty());
+    }
+    let mut conn = store.connection().await;
+    let (runs, rows): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM executions)")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((runs, rows), (5, 5 * 3_000));
+    drop(conn);
+    other.close().await;
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_of_overlapping_tests_do_not_deadlock() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let other = PostgresStore::connect(store.url(), 2).await.unwrap();
+    let forward = tests(2_000);
+    let backward: Vec<NewTestCase> = forward.iter().rev().cloned().collect();
+    let executions: Vec<NewExecution> = (0..forward.len()).map(passed).collect();
+    for round in 0..5 {
+        let (f, b) = (run(&format!("f{round}"), T0), run(&format!("b{round}"), T0));
+        let (a, b) = tokio::join!(
+            store.ingest(repo, &f, &forward, &executions),
+            other.ingest(repo, &b, &backward, &executions)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.created && b.created);
+        let reversed: Vec<_> = b.test_ids.iter().rev().copied().collect();
+        assert_eq!(
+            a.test_ids, reversed,
+            "one id per test whichever run saw it first"
+        );
+    }
+    other.close().await;
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_with_awkward_characters_are_stored_exactly() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let messages = [
+        "tab\there",
+        "line one\nline two\r\nline three\r",
+        r"back\slash \N \\N \t not a tab",
+        "\\N",
+        "Ünïcödé — 日本語 🦀 ∑",
+        "",
+        "quote ' \" and ; DROP TABLE runs; --",
+        "trailing backslash \\",
+    ];
+    let tests = tests(messages.len() + 2);
+    let mut executions: Vec<NewExecution> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| NewExecution {
+            test: i,
+            attempt: 1,
+            outcome: Outcome::Failed,
+            duration_ms: None,
+            signature: Some(u64::MAX - i as u64),
+            message: Some((*m).to_owned()),
+        })
+        .collect();
+    // No message at all is NULL, not "".
+    executions.push(passed(messages.len()));
+    // PostgreSQL text cannot hold NUL: it is stored as U+FFFD.
+    executions.push(NewExecution {
+        message: Some("nul\0byte".into()),
+        ..passed(messages.len() + 1)
+    });
+    let ingested = store
+        .ingest(repo, &run("m", T0), &tests, &executions)
+        .await
+        .unwrap();
+
+    let mut conn = store.connection().await;
+    for (i, execution) in executions.iter().enumerate() {
+        let row = sqlx::query(
+            "SELECT message, failure_signature, duration_ms FROM executions
+             WHERE run_id = $1 AND test_case_id = $2",
+        )
+        .bind(ingested.run.0)
+        .bind(ingested.test_ids[execution.test].0)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let message: Option<String> = row.get(0);
+        let expected = execution
+            .message
+            .as_deref()
+            .map(|m| m.replace('\0', "\u{fffd}"));
+        assert_eq!(message, expected, "execution {i}");
+        let signature: Option<i64> = row.get(1);
+        assert_eq!(signature.map(|s| s as u64), execution.signature);
+        let duration: Option<i64> = row.get(2);
+        assert_eq!(duration.map(|d| d as u64), execution.duration_ms);
+    }
+    drop(conn);
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_and_timestamps_round_trip_exactly() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    // Microseconds survive; a non-UTC offset is the same instant.
+    let started = datetime!(2026-11-01 10:11:12.123456 +02:00);
+    let tests = vec![
+        NewTestCase {
+            key: TestKey {
+                scope: "tests/ünï\tcode.py".into(),
+                classname: String::new(),
+                name: "weird \\ name\nwith lines".into(),
+                variant: Some("[x]".into()),
+            },
+            file: Some("tests/ünï\tcode.py".into()),
+        },
+        // The same key twice in one run (two reports of one test): one test case.
+        NewTestCase {
+            key: TestKey::from_parts(None, "s", None, "twice"),
+            file: None,
+        },
+        NewTestCase {
+            key: TestKey::from_parts(None, "s", None, "twice"),
+            file: Some("later.rs".into()),
+        },
+    ];
+    let executions = vec![
+        passed(0),
+        passed(1),
+        NewExecution {
+            attempt: 2,
+            ..passed(2)
+        },
+    ];
+    let ingested = store
+        .ingest(repo, &run("ts", started), &tests, &executions)
+        .await
+        .unwrap();
+    assert_eq!(ingested.test_ids[1], ingested.test_ids[2]);
+    let history = store.load_history(repo, 10).await.unwrap();
+    assert_eq!(history.runs[0].started_at, started);
+    assert_eq!(history.runs[0].job, None, "an empty job reads back as none");
+    assert_eq!(history.tests.len(), 2);
+    let weird = history
+        .tests
+        .iter()
+        .find(|t| t.key == tests[0].key)
+        .expect("the key is rebuilt verbatim");
+    assert_eq!(weird.file, tests[0].file);
+    let twice = history
+        .tests
+        .iter()
+        .find(|t| t.key.name == "twice")
+        .unwrap();
+    assert_eq!(twice.executions.len(), 2);
+    assert_eq!(
+        twice.file.as_deref(),
+        Some("later.rs"),
+        "a missing file is filled"
+    );
+
+    let found = store
+        .find_test(repo, ingested.test_ids[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.first_seen_at, started);
+    assert_eq!(found.first_seen_at.to_offset(offset!(+2)), started);
+
+    // A later run raises last_seen_at, an earlier one (recorded late) does not lower it.
+    let later = started + time::Duration::hours(1);
+    store
+        .ingest(repo, &run("later", later), &tests[..1], &[passed(0)])
+        .await
+        .unwrap();
+    store
+        .ingest(repo, &run("earlier", T0), &tests[..1], &[passed(0)])
+        .await
+        .unwrap();
+    let found = store
+        .find_test(repo, ingested.test_ids[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.first_seen_at, found.last_seen_at), (started, later));
+
+    // A test first reported without a file gets the one a later run names.
+    let bare = NewTestCase {
+        key: TestKey::from_parts(None, "s", None, "bare"),
+        file: None,
+    };
+    let first = store
+        .ingest(
+            repo,
+            &run("bare-1", T0),
+            std::slice::from_ref(&bare),
+            &[passed(0)],
+        )
+        .await
+        .unwrap();
+    let with_file = NewTestCase {
+        file: Some("src/bare.rs".into()),
+        ..bare
+    };
+    // Recorded late (older than what is stored): the file is filled all the same.
+    let again = store
+        .ingest(
+            repo,
+            &run("bare-0", T0 - time::Duration::hours(1)),
+            &[with_file],
+            &[passed(0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.test_ids, first.test_ids);
+    let found = store
+        .find_test(repo, first.test_ids[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.file.as_deref(), Some("src/bare.rs"));
+    assert_eq!(found.last_seen_at, T0);
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_into_an_unknown_repository_is_not_found() {
+    let store = store().await;
+    store.migrate().await.unwrap();
+    let err = store
+        .ingest(RepoId(424242), &run("x", T0), &tests(1), &[passed(0)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_servers_fail_fast_without_echoing_the_url() {
+    let started = Instant::now();
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let err = PostgresStore::connect("postgres://flake:s3cret@127.0.0.1:1/db", 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    for bad in [
+        "postgres://flake:s3cret@127.0.0.1:notaport/db",
+        "mysql://flake:s3cret@127.0.0.1/db",
+    ] {
+        let err = PostgresStore::connect(bad, 2).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    // A database that does not exist on a reachable server.
+    let url = support::with_database(&support::admin_url(), "flakeguard_no_such_database");
+    let err = PostgresStore::connect(&url, 2).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out() {
+    // Accepts connections and never says a word, like a host behind a broken network path.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let err = PostgresStore::connect(&format!("postgres://u:s3cret@127.0.0.1:{port}/db"), 2)
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(
+        waited < flakeguard_store_postgres::ACQUIRE_TIMEOUT + Duration::from_secs(3),
+        "gave up after {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_recovers_when_its_connections_are_killed() {
+    let store = store().await;
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    let mut conn = store.connection().await;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    // The pool notices the dead connection when handing it out and opens a new one.
+    store.ping().await.unwrap();
+    assert_eq!(store.counts().await.unwrap().organizations, 0);
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_cascade_to_test_cases_and_executions() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let tests = tests(50);
+    let executions: Vec<NewExecution> = (0..tests.len()).map(passed).collect();
+    let first = store
+        .ingest(repo, &run("1", T0), &tests, &executions)
+        .await
+        .unwrap();
+    store
+        .ingest(
+            repo,
+            &run("2", T0 + Duration::from_secs(60)),
+            &tests,
+            &executions,
+        )
+        .await
+        .unwrap();
+    let mut conn = store.connection().await;
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM executions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(all, 100);
+
+    // A run takes its executions with it.
+    sqlx::query("DELETE FROM runs WHERE id = $1")
+        .bind(first.run.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM executions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 50);
+
+    // A test case takes its executions with it.
+    sqlx::query("DELETE FROM test_cases WHERE id = $1")
+        .bind(first.test_ids[0].0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM executions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 49);
+
+    // A repository takes everything with it.
+    sqlx::query("DELETE FROM repositories WHERE id = $1")
+        .bind(repo.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM test_cases),
+                (SELECT count(*) FROM executions)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0, 0));
+    drop(conn);
+    store.finish().await;
+}
