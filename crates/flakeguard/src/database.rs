@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use flakeguard_store::Store;
 use flakeguard_store_postgres::PostgresStore;
 use flakeguard_store_sqlite::SqliteStore;
@@ -73,6 +73,24 @@ impl Database {
             Database::Postgres(url) => Arc::new(PostgresStore::connect(url, 10).await?),
         })
     }
+}
+
+/// Opens the configured store on a small runtime and runs `work` with it: what every
+/// database command does.
+pub(crate) fn with_store<T>(
+    work: impl AsyncFnOnce(&Database, Arc<dyn Store>) -> Result<T>,
+) -> Result<T> {
+    let database = Database::from_env()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = database
+            .open()
+            .await
+            .with_context(|| format!("cannot open {}", database.describe()))?;
+        work(&database, store).await
+    })
 }
 
 #[cfg(test)]

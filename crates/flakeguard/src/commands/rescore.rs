@@ -3,13 +3,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use flakeguard_core::{Policy, score_all};
 use flakeguard_store::{DerivedState, RepoSlug};
 use time::OffsetDateTime;
 
 use crate::cli::RescoreArgs;
-use crate::database::Database;
 
 pub(crate) fn run(args: &RescoreArgs) -> Result<ExitCode> {
     let slug = RepoSlug::parse(&args.repo).map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
@@ -17,15 +16,7 @@ pub(crate) fn run(args: &RescoreArgs) -> Result<ExitCode> {
         Some(path) => super::analyze::load_policy(path)?,
         None => Policy::default(),
     };
-    let database = Database::from_env()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = database
-            .open()
-            .await
-            .with_context(|| format!("cannot open {}", database.describe()))?;
+    crate::database::with_store(async |database, store| {
         let Some(repo) = store.find_repository(&slug).await? else {
             bail!("repository {slug} not found in {}", database.describe());
         };

@@ -22,15 +22,7 @@ pub(crate) fn run(args: &SeedArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let database = Database::from_env()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = database
-            .open()
-            .await
-            .with_context(|| format!("cannot open {}", database.describe()))?;
+    crate::database::with_store(async |database, store| {
         let pending = store
             .migration_status()
             .await?
