@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use flakeguard_store::{Migration, MigrationState, StoreError, checksum};
+use flakeguard_store::{Migration, MigrationState, StoreError, checksum, verify_applied};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
@@ -78,31 +78,10 @@ pub(crate) async fn status(pool: &PgPool) -> Result<Vec<MigrationState>, StoreEr
 
 /// Refuses edited or unknown applied migrations.
 fn verify(applied: &HashMap<i64, Applied>) -> Result<(), StoreError> {
-    for migration in MIGRATIONS {
-        if let Some(done) = applied.get(&migration.version)
-            && done.checksum != checksum(migration.sql)
-        {
-            return Err(StoreError::Migration(format!(
-                "migration {} ({}) was changed after it was applied: stored checksum {}, this build has {}",
-                migration.version,
-                migration.name,
-                done.checksum,
-                checksum(migration.sql)
-            )));
-        }
-    }
-    let newest_known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
-    if let Some(unknown) = applied
-        .keys()
-        .filter(|v| !MIGRATIONS.iter().any(|m| m.version == **v))
-        .max()
-    {
-        return Err(StoreError::Migration(format!(
-            "the database has migration {unknown}, which this build does not know \
-             (newest known: {newest_known}); it was migrated by a newer FlakeGuard"
-        )));
-    }
-    Ok(())
+    verify_applied(
+        MIGRATIONS,
+        applied.iter().map(|(v, a)| (*v, a.checksum.as_str())),
+    )
 }
 
 async fn locked(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {

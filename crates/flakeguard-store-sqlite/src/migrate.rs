@@ -5,7 +5,7 @@
 //! recorded checksum differs from this build's SQL, or that records a migration this build
 //! does not know (a newer build migrated it), is refused rather than silently diverging.
 
-use flakeguard_store::{Migration, MigrationState, Result, StoreError, checksum};
+use flakeguard_store::{Migration, MigrationState, Result, StoreError, checksum, verify_applied};
 use sqlx::SqliteConnection;
 
 use crate::SqliteStore;
@@ -30,7 +30,6 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flakeguard_migrations (
 #[derive(Debug)]
 struct Applied {
     version: i64,
-    name: String,
     checksum: String,
     applied_at: i64,
 }
@@ -45,17 +44,16 @@ async fn applied(conn: &mut SqliteConnection) -> Result<Vec<Applied>> {
     if exists == 0 {
         return Ok(Vec::new());
     }
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-        "SELECT version, name, checksum, applied_at FROM flakeguard_migrations ORDER BY version",
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT version, checksum, applied_at FROM flakeguard_migrations ORDER BY version",
     )
     .fetch_all(&mut *conn)
     .await
     .map_err(map("read the migration table"))?;
     Ok(rows
         .into_iter()
-        .map(|(version, name, checksum, applied_at)| Applied {
+        .map(|(version, checksum, applied_at)| Applied {
             version,
-            name,
             checksum,
             applied_at,
         })
@@ -64,29 +62,10 @@ async fn applied(conn: &mut SqliteConnection) -> Result<Vec<Applied>> {
 
 /// Refuses a database that diverged from this build's migrations.
 fn verify(applied: &[Applied]) -> Result<()> {
-    for row in applied {
-        match MIGRATIONS.iter().find(|m| m.version == row.version) {
-            None => {
-                return Err(StoreError::Migration(format!(
-                    "the database has migration {} ({}) that this build does not know; \
-                     it was migrated by a newer FlakeGuard",
-                    row.version, row.name
-                )));
-            }
-            Some(known) if checksum(known.sql) != row.checksum => {
-                return Err(StoreError::Migration(format!(
-                    "migration {} ({}) was applied with checksum {} but this build's is {}; \
-                     an applied migration must never be edited",
-                    row.version,
-                    row.name,
-                    row.checksum,
-                    checksum(known.sql)
-                )));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
+    verify_applied(
+        MIGRATIONS,
+        applied.iter().map(|a| (a.version, a.checksum.as_str())),
+    )
 }
 
 impl SqliteStore {

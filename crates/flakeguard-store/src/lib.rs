@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use error::StoreError;
-pub use migrations::{Migration, MigrationState, checksum};
+pub use migrations::{Migration, MigrationState, checksum, verify_applied};
 pub use records::*;
 
 /// Shorthand for store results.
