@@ -1,4 +1,5 @@
-//! Tenants and access: organizations, users, memberships, repositories and API tokens.
+//! Tenants and access: organizations (and their settings), users, memberships, repositories
+//! and API tokens.
 //!
 //! The `ensure_*` operations insert with `ON CONFLICT DO NOTHING` and read the existing row
 //! when nothing was inserted, so concurrent seeders agree on one row without errors.
@@ -18,6 +19,7 @@ fn organization(row: &PgRow) -> Result<Organization, sqlx::Error> {
         id: OrgId(row.try_get("id")?),
         slug: row.try_get("slug")?,
         name: row.try_get("name")?,
+        creates_repositories: row.try_get("creates_repositories")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -75,22 +77,74 @@ async fn insert_or_select(
     }
 }
 
+const ORGANIZATION_COLUMNS: &str = "id, slug, name, creates_repositories, created_at";
+
 pub(crate) async fn ensure_organization(
     pool: &PgPool,
     slug: &str,
     name: &str,
 ) -> Result<(Organization, bool), StoreError> {
-    let insert = sqlx::query(
+    let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO organizations (slug, name) VALUES ($1, $2)
-         ON CONFLICT (slug) DO NOTHING RETURNING id, slug, name, created_at",
-    )
+         ON CONFLICT (slug) DO NOTHING RETURNING {ORGANIZATION_COLUMNS}"
+    )))
     .bind(slug)
     .bind(name);
-    let select =
-        sqlx::query("SELECT id, slug, name, created_at FROM organizations WHERE slug = $1")
-            .bind(slug);
+    let select = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE slug = $1"
+    )))
+    .bind(slug);
     let (row, created) = insert_or_select(pool, insert, select, "organization").await?;
     Ok((organization(&row).map_err(map)?, created))
+}
+
+pub(crate) async fn find_organization(
+    pool: &PgPool,
+    slug: &str,
+) -> Result<Option<Organization>, StoreError> {
+    let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE slug = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(slug)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?
+        .as_ref()
+        .map(organization)
+        .transpose()
+        .map_err(map)
+}
+
+pub(crate) async fn organization_by_id(
+    pool: &PgPool,
+    id: OrgId,
+) -> Result<Option<Organization>, StoreError> {
+    let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?
+        .as_ref()
+        .map(organization)
+        .transpose()
+        .map_err(map)
+}
+
+pub(crate) async fn set_repository_creation(
+    pool: &PgPool,
+    org: OrgId,
+    allowed: bool,
+) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE organizations SET creates_repositories = $2 WHERE id = $1")
+        .bind(org.0)
+        .bind(allowed)
+        .execute(pool)
+        .await
+        .map_err(map)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("organization {org}")));
+    }
+    Ok(())
 }
 
 pub(crate) async fn ensure_user(
@@ -191,6 +245,17 @@ pub(crate) async fn list_repositories(
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(org.0)
+        .fetch_all(pool)
+        .await
+        .map_err(map)?
+        .iter()
+        .map(repository)
+        .collect()
+}
+
+pub(crate) async fn list_all_repositories(pool: &PgPool) -> Result<Vec<Repository>, StoreError> {
+    let sql = format!("SELECT {REPOSITORY_COLUMNS} FROM repositories ORDER BY owner, name");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(pool)
         .await
         .map_err(map)?

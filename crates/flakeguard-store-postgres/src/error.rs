@@ -1,5 +1,6 @@
 //! Turning sqlx errors into [`StoreError`]s: unique violations become conflicts, missing
-//! references become "not found", connection trouble becomes "unavailable". Messages come
+//! references become "not found", text PostgreSQL cannot store (NUL characters) is invalid
+//! input, connection trouble becomes "unavailable". Messages come
 //! from the server's error text or the I/O error, never from the connection string.
 
 use flakeguard_store::StoreError;
@@ -35,6 +36,10 @@ fn map_database(db: &dyn DatabaseError) -> StoreError {
             return StoreError::NotFound(format!("referenced record: {message}"));
         }
         _ => {}
+    }
+    // 22021: text with a character the database cannot store (NUL, in UTF-8).
+    if code == "22021" {
+        return StoreError::Invalid(message);
     }
     // SQLSTATE classes: 08 connection exception, 28 invalid authorization, 53 insufficient
     // resources (too many connections, disk full), 57P0x shutdown / cannot connect now,

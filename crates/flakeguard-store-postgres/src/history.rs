@@ -1,10 +1,8 @@
-//! Reading a repository's history for scoring, and writing back and reading each test's
-//! derived state.
+//! Reading a repository's history for scoring, and writing back each test's derived state.
 
 use flakeguard_core::{Execution, Run, TestHistory, TestKey};
 use flakeguard_store::{
-    DerivedState, RepoId, StoreError, StoredHistory, StoredRunId, StoredTest, TestCaseId,
-    outcome_from_code,
+    DerivedState, RepoId, StoreError, StoredHistory, StoredRunId, TestCaseId, outcome_from_code,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -35,17 +33,16 @@ const TESTS_PER_QUERY: usize = 20_000;
 
 const SAVE_SCORES: &str = "UPDATE test_cases AS t SET
         status = s.status, probability = s.probability, confidence = s.confidence,
-        legacy_score = s.legacy_score, recommendation = s.recommendation, scored_at = $7
-    FROM UNNEST($2::bigint[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $8::text[])
-        AS s (id, status, probability, confidence, legacy_score, recommendation)
+        legacy_score = s.legacy_score, recommendation = s.recommendation,
+        executions = s.executions, failures = s.failures, reason = s.reason,
+        evidence = s.evidence, scored_at = $7
+    FROM UNNEST($2::bigint[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $8::text[],
+                $9::bigint[], $10::bigint[], $11::text[], $12::text[])
+        AS s (id, status, probability, confidence, legacy_score, recommendation, executions,
+              failures, reason, evidence)
     WHERE t.id = s.id AND t.repo_id = $1";
 
-const FIND_TEST: &str = "SELECT id, repo_id, scope, classname, name, variant, file, status,
-        probability, confidence, legacy_score, recommendation, first_seen_at, last_seen_at,
-        scored_at
-    FROM test_cases WHERE id = $1 AND repo_id = $2";
-
-fn u32_column(row: &PgRow, column: &str) -> Result<u32, StoreError> {
+pub(crate) fn u32_column(row: &PgRow, column: &str) -> Result<u32, StoreError> {
     let value: i32 = row.try_get(column).map_err(map)?;
     u32::try_from(value)
         .map_err(|_| StoreError::Database(format!("stored {column} {value} is negative")))
@@ -66,26 +63,13 @@ fn run_from_row(row: &PgRow) -> Result<(StoredRunId, Run), StoreError> {
     ))
 }
 
-fn key_from_row(row: &PgRow) -> Result<TestKey, sqlx::Error> {
-    Ok(TestKey {
-        scope: row.try_get("scope")?,
-        classname: row.try_get("classname")?,
-        name: row.try_get("name")?,
-        variant: row.try_get("variant")?,
-    })
-}
-
 pub(crate) async fn load(
     pool: &PgPool,
     repo: RepoId,
     max_runs: u32,
 ) -> Result<StoredHistory, StoreError> {
     // One snapshot for the three reads, so a run committed meanwhile cannot half-appear.
-    let mut tx = pool.begin().await.map_err(map)?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
+    let mut tx = crate::snapshot(pool).await?;
 
     let rows = sqlx::query(RECENT_RUNS)
         .bind(repo.0)
@@ -244,6 +228,10 @@ pub(crate) async fn save_scores(
     let confidence: Vec<f64> = sorted.iter().map(|s| s.confidence).collect();
     let legacy: Vec<f64> = sorted.iter().map(|s| s.legacy_score).collect();
     let recommendation: Vec<&str> = sorted.iter().map(|s| s.recommendation.as_str()).collect();
+    let executions: Vec<i64> = sorted.iter().map(|s| i64::from(s.executions)).collect();
+    let failures: Vec<i64> = sorted.iter().map(|s| i64::from(s.failures)).collect();
+    let reason: Vec<&str> = sorted.iter().map(|s| s.reason.as_str()).collect();
+    let evidence: Vec<&str> = sorted.iter().map(|s| s.evidence.as_str()).collect();
     sqlx::query(SAVE_SCORES)
         .bind(repo.0)
         .bind(&ids)
@@ -253,42 +241,12 @@ pub(crate) async fn save_scores(
         .bind(&legacy)
         .bind(at)
         .bind(&recommendation)
+        .bind(&executions)
+        .bind(&failures)
+        .bind(&reason)
+        .bind(&evidence)
         .execute(pool)
         .await
         .map_err(map)?;
     Ok(())
-}
-
-pub(crate) async fn find_test(
-    pool: &PgPool,
-    repo: RepoId,
-    id: TestCaseId,
-) -> Result<Option<StoredTest>, StoreError> {
-    let Some(row) = sqlx::query(FIND_TEST)
-        .bind(id.0)
-        .bind(repo.0)
-        .fetch_optional(pool)
-        .await
-        .map_err(map)?
-    else {
-        return Ok(None);
-    };
-    let test = (|| {
-        Ok::<_, sqlx::Error>(StoredTest {
-            id: TestCaseId(row.try_get("id")?),
-            repo: RepoId(row.try_get("repo_id")?),
-            key: key_from_row(&row)?,
-            file: row.try_get("file")?,
-            status: row.try_get("status")?,
-            probability: row.try_get("probability")?,
-            confidence: row.try_get("confidence")?,
-            legacy_score: row.try_get("legacy_score")?,
-            recommendation: row.try_get("recommendation")?,
-            first_seen_at: row.try_get("first_seen_at")?,
-            last_seen_at: row.try_get("last_seen_at")?,
-            scored_at: row.try_get("scored_at")?,
-        })
-    })()
-    .map_err(map)?;
-    Ok(Some(test))
 }

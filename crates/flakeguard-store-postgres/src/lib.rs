@@ -17,31 +17,45 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod audit;
 mod copy;
 mod error;
 mod history;
 mod ingest;
 mod migrate;
+mod quarantines;
+mod runs;
+mod test_cases;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flakeguard_core::TestKey;
 use flakeguard_store::{
-    ApiToken, Counts, DerivedState, Ingested, Migration, MigrationState, NewExecution, NewRun,
-    NewTestCase, NewToken, OrgId, Organization, RepoId, RepoSlug, Repository, Role, Store,
-    StoreError, StoredHistory, StoredTest, TestCaseId, TokenHash, TokenId, User, UserId,
+    ApiToken, AuditEntry, Counts, DerivedState, Ingested, Migration, MigrationState, NewAuditEntry,
+    NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page,
+    PageRequest, Quarantine, RepoId, RepoSlug, Repository, Role, RunFailure, SignatureCount, Store,
+    StoreError, StoredHistory, StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution,
+    TestQuery, TokenHash, TokenId, User, UserId,
 };
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
 /// This crate's schema changes, in order. Never edit an applied one: add a new file.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "read_api",
+        sql: include_str!("../migrations/0002_read_api.sql"),
+    },
+];
 
 /// How long an operation waits for a pooled connection (including opening one) before it
 /// fails with [`StoreError::Unavailable`].
@@ -81,6 +95,16 @@ impl PostgresStore {
     pub async fn close(self) {
         self.pool.close().await;
     }
+}
+
+/// Starts a read-only transaction whose queries all see one snapshot.
+async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = pool.begin().await.map_err(error::map)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(error::map)?;
+    Ok(tx)
 }
 
 #[async_trait]
@@ -191,11 +215,107 @@ impl Store for PostgresStore {
         repo: RepoId,
         id: TestCaseId,
     ) -> Result<Option<StoredTest>, StoreError> {
-        history::find_test(&self.pool, repo, id).await
+        test_cases::find_test(&self.pool, repo, id).await
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
         accounts::counts(&self.pool).await
+    }
+
+    async fn find_organization(&self, slug: &str) -> Result<Option<Organization>, StoreError> {
+        accounts::find_organization(&self.pool, slug).await
+    }
+
+    async fn organization(&self, id: OrgId) -> Result<Option<Organization>, StoreError> {
+        accounts::organization_by_id(&self.pool, id).await
+    }
+
+    async fn set_repository_creation(&self, org: OrgId, allowed: bool) -> Result<(), StoreError> {
+        accounts::set_repository_creation(&self.pool, org, allowed).await
+    }
+
+    async fn list_all_repositories(&self) -> Result<Vec<Repository>, StoreError> {
+        accounts::list_all_repositories(&self.pool).await
+    }
+
+    async fn audit(&self, entry: &NewAuditEntry) -> Result<(), StoreError> {
+        audit::append(&self.pool, entry).await
+    }
+
+    async fn list_audit(&self, org: OrgId, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::list(&self.pool, org, limit).await
+    }
+
+    async fn list_tests(
+        &self,
+        repo: RepoId,
+        query: &TestQuery,
+    ) -> Result<Page<StoredTest>, StoreError> {
+        test_cases::list_tests(&self.pool, repo, query).await
+    }
+
+    async fn find_tests(
+        &self,
+        repo: RepoId,
+        ids: &[TestCaseId],
+    ) -> Result<Vec<StoredTest>, StoreError> {
+        test_cases::find_tests(&self.pool, repo, ids).await
+    }
+
+    async fn recent_executions(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        limit: u32,
+    ) -> Result<Vec<TestExecution>, StoreError> {
+        runs::recent_executions(&self.pool, repo, test, limit).await
+    }
+
+    async fn failure_signatures(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+    ) -> Result<Vec<SignatureCount>, StoreError> {
+        runs::failure_signatures(&self.pool, repo, test).await
+    }
+
+    async fn list_runs(
+        &self,
+        repo: RepoId,
+        page: PageRequest,
+    ) -> Result<Page<StoredRun>, StoreError> {
+        runs::list_runs(&self.pool, repo, page).await
+    }
+
+    async fn find_run(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+    ) -> Result<Option<StoredRun>, StoreError> {
+        runs::find_run(&self.pool, repo, run).await
+    }
+
+    async fn run_failures(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+    ) -> Result<Vec<RunFailure>, StoreError> {
+        runs::run_failures(&self.pool, repo, run).await
+    }
+
+    async fn add_quarantine(
+        &self,
+        repo: RepoId,
+        quarantine: &NewQuarantine,
+    ) -> Result<Quarantine, StoreError> {
+        quarantines::add(&self.pool, repo, quarantine).await
+    }
+
+    async fn live_quarantines(
+        &self,
+        repo: RepoId,
+    ) -> Result<Vec<(Quarantine, TestKey)>, StoreError> {
+        quarantines::live(&self.pool, repo).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, races
-//! between concurrent ingests and migrations, COPY's handling of awkward text, timestamp
-//! precision, and how connection failures are reported.
+//! between concurrent ingests, migrations and quarantines, COPY's handling of awkward text,
+//! text PostgreSQL cannot store, timestamp precision, and how connection failures are
+//! reported.
 
 mod support;
 
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{
-    NewExecution, NewRun, NewTestCase, RepoId, RepoSlug, Source, Store, StoreError,
+    NewAuditEntry, NewExecution, NewQuarantine, NewRun, NewTestCase, QuarantineState, RepoId,
+    RepoSlug, Source, Store, StoreError, TestCaseId,
 };
 use flakeguard_store_postgres::PostgresStore;
 use sqlx::Row;
@@ -387,6 +389,86 @@ async fn ingest_into_an_unknown_repository_is_not_found() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_a_nul_character_is_invalid_input() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let (org, _) = store.ensure_organization("acme", "Acme").await.unwrap();
+    let test = store
+        .ingest(repo, &run("1", T0), &tests(1), &[passed(0)])
+        .await
+        .unwrap()
+        .test_ids[0];
+    let err = store
+        .audit(&NewAuditEntry {
+            org: Some(org.id),
+            actor: "user:\0".into(),
+            action: "token.create".into(),
+            target: "acme/shop".into(),
+            detail: "{}".into(),
+            at: T0,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    let err = store
+        .add_quarantine(repo, &quarantine(test, "flaky\0"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(store.live_quarantines(repo).await.unwrap().is_empty());
+    store.finish().await;
+}
+
+fn quarantine(test: TestCaseId, reason: &str) -> NewQuarantine {
+    NewQuarantine {
+        test,
+        state: QuarantineState::Proposed,
+        reason: reason.into(),
+        owner: None,
+        created_by: "policy:auto".into(),
+        created_at: T0,
+        expires_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_quarantines_of_one_test_leave_one_live() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let test = store
+        .ingest(repo, &run("1", T0), &tests(1), &[passed(0)])
+        .await
+        .unwrap()
+        .test_ids[0];
+    for round in 0..5 {
+        let reason = format!("round {round}");
+        let q = quarantine(test, &reason);
+        let (a, b, c, d) = tokio::join!(
+            store.add_quarantine(repo, &q),
+            store.add_quarantine(repo, &q),
+            store.add_quarantine(repo, &q),
+            store.add_quarantine(repo, &q),
+        );
+        let results = [a, b, c, d];
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict(_)))),
+            "{results:?}"
+        );
+        let mut conn = store.connection().await;
+        sqlx::query("UPDATE quarantines SET state = 'released' WHERE test_case_id = $1")
+            .bind(test.0)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
     store.finish().await;
 }
 

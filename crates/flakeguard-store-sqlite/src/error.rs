@@ -1,5 +1,6 @@
 //! Turning sqlx errors into [`StoreError`]s: unique-constraint violations are conflicts,
-//! trouble reaching or locking the file is unavailability, the rest are database errors.
+//! foreign-key violations are "not found", trouble reaching or locking the file is
+//! unavailability, the rest are database errors.
 //! Messages name what was being done and SQLite's reason, never a connection string.
 
 use flakeguard_store::StoreError;
@@ -23,8 +24,13 @@ pub(crate) fn convert(doing: &str, err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) => {
             let message = format!("{doing}: {}", db.message());
-            if db.kind() == ErrorKind::UniqueViolation {
-                return StoreError::Conflict(message);
+            match db.kind() {
+                ErrorKind::UniqueViolation => return StoreError::Conflict(message),
+                // As on PostgreSQL: a reference to a record that does not exist.
+                ErrorKind::ForeignKeyViolation => {
+                    return StoreError::NotFound(format!("referenced record: {message}"));
+                }
+                _ => {}
             }
             let primary = db
                 .code()

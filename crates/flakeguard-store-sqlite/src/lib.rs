@@ -10,14 +10,18 @@
 //! exactly to the microsecond (finer precision is truncated).
 //!
 //! The code is split by what it stores: `migrate` (schema bookkeeping), `tenants`
-//! (organizations, users, repositories), `tokens`, `ingest` (runs and executions, the bulk
-//! path), `history` (reading runs back for scoring) and `test_cases` (derived state).
+//! (organizations, users, repositories), `tokens`, `audit`, `ingest` (runs and executions,
+//! the bulk path), `history` (reading runs back for scoring), `test_cases` (derived state and
+//! test listings), `runs` (runs and executions read back for people) and `quarantines`.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod error;
 mod history;
 mod ingest;
 mod migrate;
+mod quarantines;
+mod runs;
 mod tenants;
 mod test_cases;
 mod timestamp;
@@ -27,10 +31,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flakeguard_core::TestKey;
 use flakeguard_store::{
-    ApiToken, Counts, DerivedState, Ingested, MigrationState, NewExecution, NewRun, NewTestCase,
-    NewToken, OrgId, Organization, RepoId, RepoSlug, Repository, Result, Role, Store, StoreError,
-    StoredHistory, StoredTest, TestCaseId, TokenHash, TokenId, User, UserId,
+    ApiToken, AuditEntry, Counts, DerivedState, Ingested, MigrationState, NewAuditEntry,
+    NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page,
+    PageRequest, Quarantine, RepoId, RepoSlug, Repository, Result, Role, RunFailure,
+    SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId, StoredTest,
+    TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -217,5 +224,74 @@ impl Store for SqliteStore {
 
     async fn counts(&self) -> Result<Counts> {
         self.counts_impl().await
+    }
+
+    async fn find_organization(&self, slug: &str) -> Result<Option<Organization>> {
+        self.find_organization_impl(slug).await
+    }
+
+    async fn organization(&self, id: OrgId) -> Result<Option<Organization>> {
+        self.organization_impl(id).await
+    }
+
+    async fn set_repository_creation(&self, org: OrgId, allowed: bool) -> Result<()> {
+        self.set_repository_creation_impl(org, allowed).await
+    }
+
+    async fn list_all_repositories(&self) -> Result<Vec<Repository>> {
+        self.list_all_repositories_impl().await
+    }
+
+    async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        self.audit_impl(entry).await
+    }
+
+    async fn list_audit(&self, org: OrgId, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.list_audit_impl(org, limit).await
+    }
+
+    async fn list_tests(&self, repo: RepoId, query: &TestQuery) -> Result<Page<StoredTest>> {
+        self.list_tests_impl(repo, query).await
+    }
+
+    async fn find_tests(&self, repo: RepoId, ids: &[TestCaseId]) -> Result<Vec<StoredTest>> {
+        self.find_tests_impl(repo, ids).await
+    }
+
+    async fn recent_executions(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        limit: u32,
+    ) -> Result<Vec<TestExecution>> {
+        self.recent_executions_impl(repo, test, limit).await
+    }
+
+    async fn failure_signatures(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+    ) -> Result<Vec<SignatureCount>> {
+        self.failure_signatures_impl(repo, test).await
+    }
+
+    async fn list_runs(&self, repo: RepoId, page: PageRequest) -> Result<Page<StoredRun>> {
+        self.list_runs_impl(repo, page).await
+    }
+
+    async fn find_run(&self, repo: RepoId, run: StoredRunId) -> Result<Option<StoredRun>> {
+        self.find_run_impl(repo, run).await
+    }
+
+    async fn run_failures(&self, repo: RepoId, run: StoredRunId) -> Result<Vec<RunFailure>> {
+        self.run_failures_impl(repo, run).await
+    }
+
+    async fn add_quarantine(&self, repo: RepoId, quarantine: &NewQuarantine) -> Result<Quarantine> {
+        self.add_quarantine_impl(repo, quarantine).await
+    }
+
+    async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>> {
+        self.live_quarantines_impl(repo).await
     }
 }

@@ -13,11 +13,18 @@ use crate::error::map;
 use crate::timestamp::{from_micros, now, to_micros};
 
 /// Every migration this build knows, in order. Never edit an applied one: add a new file.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "read_api",
+        sql: include_str!("../migrations/0002_read_api.sql"),
+    },
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flakeguard_migrations (
     version INTEGER PRIMARY KEY,

@@ -1,5 +1,5 @@
 //! Organizations, users, memberships and repositories: the idempotent `ensure_*` seeding
-//! operations and their look-ups.
+//! operations, their look-ups and the organization's settings.
 
 use flakeguard_store::{
     Counts, OrgId, Organization, RepoId, RepoSlug, Repository, Result, Role, StoreError, User,
@@ -11,6 +11,25 @@ use crate::error::{corrupt, map};
 use crate::timestamp::{from_micros, now, to_micros};
 
 type RepositoryRow = (i64, i64, String, String, String, i64);
+type OrganizationRow = (i64, String, String, bool, i64);
+
+/// The columns [`organization`] reads, as a literal for `concat!`.
+macro_rules! organization_columns {
+    () => {
+        "id, slug, name, creates_repositories, created_at"
+    };
+}
+
+fn organization(row: OrganizationRow) -> Result<Organization> {
+    let (id, slug, name, creates_repositories, created_at) = row;
+    Ok(Organization {
+        id: OrgId(id),
+        slug,
+        name,
+        creates_repositories,
+        created_at: from_micros(created_at)?,
+    })
+}
 
 /// The columns [`repository`] reads, as a literal for `concat!`.
 macro_rules! repository_columns {
@@ -54,26 +73,67 @@ impl SqliteStore {
                     id: OrgId(id),
                     slug: slug.to_owned(),
                     name: name.to_owned(),
+                    creates_repositories: false,
                     created_at: at,
                 },
                 true,
             ));
         }
-        let (id, name, created_at): (i64, String, i64) =
-            sqlx::query_as("SELECT id, name, created_at FROM organizations WHERE slug = ?")
-                .bind(slug)
-                .fetch_one(&self.writer)
-                .await
-                .map_err(map("read the organization"))?;
-        Ok((
-            Organization {
-                id: OrgId(id),
-                slug: slug.to_owned(),
-                name,
-                created_at: from_micros(created_at)?,
-            },
-            false,
+        let row: OrganizationRow = sqlx::query_as(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM organizations WHERE slug = ?"
         ))
+        .bind(slug)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map("read the organization"))?;
+        Ok((organization(row)?, false))
+    }
+
+    pub(crate) async fn find_organization_impl(&self, slug: &str) -> Result<Option<Organization>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM organizations WHERE slug = ?"
+        ))
+        .bind(slug)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map("read the organization"))?
+        .map(organization)
+        .transpose()
+    }
+
+    pub(crate) async fn organization_impl(&self, id: OrgId) -> Result<Option<Organization>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM organizations WHERE id = ?"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map("read the organization"))?
+        .map(organization)
+        .transpose()
+    }
+
+    pub(crate) async fn set_repository_creation_impl(
+        &self,
+        org: OrgId,
+        allowed: bool,
+    ) -> Result<()> {
+        let result = sqlx::query("UPDATE organizations SET creates_repositories = ? WHERE id = ?")
+            .bind(allowed)
+            .bind(org.0)
+            .execute(&self.writer)
+            .await
+            .map_err(map("change the organization"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("organization {org}")));
+        }
+        Ok(())
     }
 
     pub(crate) async fn ensure_user_impl(&self, email: &str, name: &str) -> Result<(User, bool)> {
@@ -200,6 +260,18 @@ impl SqliteStore {
             " FROM repositories WHERE org_id = ? ORDER BY owner, name"
         ))
         .bind(org.0)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map("list the repositories"))?;
+        rows.into_iter().map(repository).collect()
+    }
+
+    pub(crate) async fn list_all_repositories_impl(&self) -> Result<Vec<Repository>> {
+        let rows: Vec<RepositoryRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            repository_columns!(),
+            " FROM repositories ORDER BY owner, name"
+        ))
         .fetch_all(&self.reader)
         .await
         .map_err(map("list the repositories"))?;

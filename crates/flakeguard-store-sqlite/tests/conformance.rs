@@ -391,6 +391,10 @@ async fn many_scores_are_saved_in_chunks() {
             confidence: 0.5,
             legacy_score: 0.25,
             recommendation: "none".to_owned(),
+            executions: u32::MAX - i as u32,
+            failures: i as u32,
+            reason: format!("reason {i}"),
+            evidence: format!(r#"[{{"kind":"retry","runs":[{i}]}}]"#),
         })
         .collect();
     let at = datetime!(2026-11-03 12:00:00.000001 UTC);
@@ -404,6 +408,15 @@ async fn many_scores_are_saved_in_chunks() {
         assert_eq!(test.status, format!("status {i}"));
         assert_eq!(test.probability, i as f64 / 2_500.0);
         assert_eq!(test.scored_at, Some(at));
+        assert_eq!(
+            (test.executions, test.failures, test.reason, test.evidence),
+            (
+                u32::MAX - i as u32,
+                i as u32,
+                format!("reason {i}"),
+                format!(r#"[{{"kind":"retry","runs":[{i}]}}]"#)
+            )
+        );
     }
     store.finish().await;
 }

@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::{
-    DerivedState, NewExecution, NewRun, NewTestCase, NewToken, RepoId, RepoSlug, Role, Scope,
-    Source, Store, StoreError,
+    DerivedState, NewAuditEntry, NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId,
+    PageRequest, QuarantineState, RepoId, RepoSlug, Role, Scope, Source, Store, StoreError,
+    StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -30,6 +31,19 @@ macro_rules! conformance_tests {
             derived_state_is_saved_and_read_back,
             tests_are_only_found_in_their_repository,
             large_runs_are_stored_whole,
+            organizations_are_found_and_may_allow_repository_creation,
+            every_repository_is_listed_for_the_operator,
+            the_audit_log_is_read_newest_first_per_organization,
+            tests_are_filtered_searched_sorted_and_paged,
+            test_listings_stay_in_their_repository,
+            tests_are_found_by_id_only_in_their_repository,
+            a_tests_executions_are_read_newest_first,
+            failure_signatures_are_grouped_most_frequent_first,
+            runs_are_listed_newest_first_with_their_counts,
+            a_runs_failures_are_listed_by_test_name,
+            runs_are_only_found_in_their_repository,
+            one_live_quarantine_per_test,
+            quarantines_are_only_added_and_listed_in_their_repository,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -427,17 +441,46 @@ pub async fn derived_state_is_saved_and_read_back(store: &dyn Store) {
     assert_eq!(before.status, "insufficient_data");
     assert_eq!(before.scored_at, None);
     assert_eq!(before.first_seen_at, T0);
-    let state = DerivedState {
-        test: id,
+    assert_eq!(
+        (
+            before.executions,
+            before.failures,
+            before.reason.as_str(),
+            before.evidence.as_str(),
+            before.quarantined
+        ),
+        (0, 0, "", "[]", false),
+        "nothing derived before the first scoring"
+    );
+    let state_of = |test| DerivedState {
+        test,
         status: "flaky".to_owned(),
         probability: 0.93,
         confidence: 0.88,
         legacy_score: 0.41,
         recommendation: "quarantine".to_owned(),
+        executions: 10,
+        failures: 3,
+        reason: "fails and passes on the same commit".to_owned(),
+        evidence: r#"[{"kind":"retry","runs":[1]}]"#.to_owned(),
     };
     let at = T0 + time::Duration::hours(1);
-    store.save_scores(repo, &[state], at).await.unwrap();
+    store.save_scores(repo, &[state_of(id)], at).await.unwrap();
     let after = store.find_test(repo, id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            after.executions,
+            after.failures,
+            after.reason.as_str(),
+            after.evidence.as_str()
+        ),
+        (
+            10,
+            3,
+            "fails and passes on the same commit",
+            r#"[{"kind":"retry","runs":[1]}]"#
+        )
+    );
     assert_eq!(
         (after.status.as_str(), after.recommendation.as_str()),
         ("flaky", "quarantine")
@@ -445,6 +488,20 @@ pub async fn derived_state_is_saved_and_read_back(store: &dyn Store) {
     assert!((after.probability - 0.93).abs() < 1e-9 && (after.confidence - 0.88).abs() < 1e-9);
     assert_eq!(after.scored_at, Some(at));
     assert_eq!(after.key, test_case("t").key);
+
+    let extreme = DerivedState {
+        executions: u32::MAX,
+        failures: u32::MAX,
+        reason: String::new(),
+        ..state_of(id)
+    };
+    store.save_scores(repo, &[extreme], at).await.unwrap();
+    let after = store.find_test(repo, id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.executions, after.failures, after.reason.as_str()),
+        (u32::MAX, u32::MAX, ""),
+        "any u32 round-trips"
+    );
 }
 
 pub async fn tests_are_only_found_in_their_repository(store: &dyn Store) {
@@ -475,6 +532,10 @@ pub async fn tests_are_only_found_in_their_repository(store: &dyn Store) {
         confidence: 1.0,
         legacy_score: 1.0,
         recommendation: "quarantine".to_owned(),
+        executions: 10,
+        failures: 3,
+        reason: "fails and passes on the same commit".to_owned(),
+        evidence: "[]".to_owned(),
     };
     store.save_scores(other, &[state], T0).await.unwrap();
     assert_eq!(
@@ -530,4 +591,1120 @@ pub async fn large_runs_are_stored_whole(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(again.test_ids, ingested.test_ids);
+}
+
+// ---- organizations, repositories, audit -----------------------------------------------
+
+pub async fn organizations_are_found_and_may_allow_repository_creation(store: &dyn Store) {
+    migrated(store).await;
+    let (acme, created) = store.ensure_organization("acme", "Acme").await.unwrap();
+    assert!(created);
+    assert!(
+        !acme.creates_repositories,
+        "uploads create no repository until allowed"
+    );
+    assert_eq!(
+        store.find_organization("acme").await.unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(
+        store.organization(acme.id).await.unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(store.find_organization("nobody").await.unwrap(), None);
+    assert_eq!(store.organization(OrgId(i64::MAX)).await.unwrap(), None);
+
+    let (other, _) = store.ensure_organization("other", "Other").await.unwrap();
+    store.set_repository_creation(acme.id, true).await.unwrap();
+    assert!(
+        store
+            .find_organization("acme")
+            .await
+            .unwrap()
+            .unwrap()
+            .creates_repositories
+    );
+    let (again, created) = store.ensure_organization("acme", "Acme").await.unwrap();
+    assert!(!created && again.creates_repositories);
+    assert!(
+        !store
+            .organization(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .creates_repositories,
+        "only that organization changed"
+    );
+    store.set_repository_creation(acme.id, false).await.unwrap();
+    assert!(
+        !store
+            .organization(acme.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .creates_repositories
+    );
+    let err = store
+        .set_repository_creation(OrgId(i64::MAX), true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+pub async fn every_repository_is_listed_for_the_operator(store: &dyn Store) {
+    migrated(store).await;
+    assert!(store.list_all_repositories().await.unwrap().is_empty());
+    let (a, _) = store.ensure_organization("a", "A").await.unwrap();
+    let (b, _) = store.ensure_organization("b", "B").await.unwrap();
+    for (org, slug) in [(b.id, "b/zeta"), (a.id, "a/app"), (b.id, "b/alpha")] {
+        store
+            .ensure_repository(org, &RepoSlug::parse(slug).unwrap())
+            .await
+            .unwrap();
+    }
+    let all = store.list_all_repositories().await.unwrap();
+    let slugs: Vec<String> = all.iter().map(|r| r.slug.to_string()).collect();
+    assert_eq!(slugs, ["a/app", "b/alpha", "b/zeta"], "by owner and name");
+    assert_eq!(all[0].org, a.id);
+    assert_eq!((all[1].org, all[2].org), (b.id, b.id));
+}
+
+fn audit_entry(org: Option<OrgId>, action: &str, minutes: i64) -> NewAuditEntry {
+    NewAuditEntry {
+        org,
+        actor: "user:admin@acme.test".to_owned(),
+        action: action.to_owned(),
+        target: "acme/shop".to_owned(),
+        detail: format!(r#"{{"step":"{action}"}}"#),
+        at: T0 + time::Duration::minutes(minutes),
+    }
+}
+
+pub async fn the_audit_log_is_read_newest_first_per_organization(store: &dyn Store) {
+    migrated(store).await;
+    let (acme, _) = store.ensure_organization("acme", "Acme").await.unwrap();
+    let (other, _) = store.ensure_organization("other", "Other").await.unwrap();
+    // Out of time order, with two entries at the same instant.
+    for (org, action, minutes) in [
+        (Some(acme.id), "first", 0),
+        (Some(acme.id), "third", 2),
+        (Some(acme.id), "second", 1),
+        (Some(acme.id), "third again", 2),
+        (Some(other.id), "elsewhere", 5),
+        (None, "operator", 6),
+    ] {
+        store
+            .audit(&audit_entry(org, action, minutes))
+            .await
+            .unwrap();
+    }
+    let log = store.list_audit(acme.id, 10).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["third again", "third", "second", "first"],
+        "newest first; at the same instant, the later entry first"
+    );
+    let entry = &log[2];
+    assert_eq!(
+        (
+            entry.org,
+            entry.actor.as_str(),
+            entry.target.as_str(),
+            entry.detail.as_str(),
+            entry.at
+        ),
+        (
+            Some(acme.id),
+            "user:admin@acme.test",
+            "acme/shop",
+            r#"{"step":"second"}"#,
+            T0 + time::Duration::minutes(1)
+        )
+    );
+    let newest: Vec<String> = store
+        .list_audit(acme.id, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(newest, ["third again", "third"]);
+    assert!(store.list_audit(acme.id, 0).await.unwrap().is_empty());
+    let theirs = store.list_audit(other.id, 10).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].action, "elsewhere");
+    let err = store
+        .audit(&audit_entry(Some(OrgId(i64::MAX)), "ghost", 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+// ---- reading tests ----------------------------------------------------------------------
+
+fn key(scope: &str, classname: &str, name: &str, variant: Option<&str>) -> TestKey {
+    TestKey {
+        scope: scope.to_owned(),
+        classname: classname.to_owned(),
+        name: name.to_owned(),
+        variant: variant.map(str::to_owned),
+    }
+}
+
+/// Records one run in which every test passes once; returns the tests' ids.
+async fn ingest_passing(
+    store: &dyn Store,
+    repo: RepoId,
+    run_id: &str,
+    tests: &[NewTestCase],
+) -> Vec<TestCaseId> {
+    let executions: Vec<NewExecution> = (0..tests.len())
+        .map(|i| exec(i, 1, Outcome::Passed))
+        .collect();
+    store
+        .ingest(repo, &run(run_id, 1, 0, run_id), tests, &executions)
+        .await
+        .unwrap()
+        .test_ids
+}
+
+fn scored(test: TestCaseId, status: &str, probability: f64, failures: u32) -> DerivedState {
+    DerivedState {
+        test,
+        status: status.to_owned(),
+        probability,
+        confidence: 0.5,
+        legacy_score: 0.25,
+        recommendation: "none".to_owned(),
+        executions: 20,
+        failures,
+        reason: format!("{status} on purpose"),
+        evidence: "[]".to_owned(),
+    }
+}
+
+fn quarantine_of(test: TestCaseId, state: QuarantineState, minutes: i64) -> NewQuarantine {
+    NewQuarantine {
+        test,
+        state,
+        reason: "flaky on main".to_owned(),
+        owner: Some("team-billing".to_owned()),
+        created_by: "user:admin@acme.test".to_owned(),
+        created_at: T0 + time::Duration::minutes(minutes),
+        expires_at: Some(T0 + time::Duration::days(14)),
+    }
+}
+
+fn query(filter: Option<TestFilter>, text: Option<&str>, sort: TestSort) -> TestQuery {
+    TestQuery {
+        filter,
+        text: text.map(str::to_owned),
+        sort,
+        page: PageRequest {
+            offset: 0,
+            limit: 100,
+        },
+    }
+}
+
+/// The tests of the listing seed, by letter (see [`listing_seed`]).
+struct Seeded {
+    ids: Vec<(char, TestCaseId)>,
+}
+
+impl Seeded {
+    fn id(&self, letter: char) -> TestCaseId {
+        self.ids
+            .iter()
+            .find(|(l, _)| *l == letter)
+            .map(|(_, id)| *id)
+            .expect("a seeded letter")
+    }
+
+    fn letters(&self, tests: &[StoredTest]) -> String {
+        tests
+            .iter()
+            .map(|t| {
+                self.ids
+                    .iter()
+                    .find(|(_, id)| *id == t.id)
+                    .map_or('?', |(l, _)| *l)
+            })
+            .collect()
+    }
+}
+
+/// Nine tests of `repo`, scored and quarantined so that every filter and order differs:
+///
+/// | | scope | classname | name | variant | status | p | failures |
+/// |-|-|-|-|-|-|-|-|
+/// | A | tests/a.rs | billing.Invoice | totals | | flaky | 0.9 | 3 |
+/// | B | tests/a.rs | billing.Invoice | rounding | | flaky | 0.9 | 5 |
+/// | C | tests/a.rs | auth.Login | locks_out | | broken | 0.2 | 9 (live quarantine) |
+/// | D | tests/a.rs | auth.Login | signs_in | | stable | 0.05 | 0 (released quarantine) |
+/// | E | tests/a.rs | util | 100%_coverage | | stable | 0.05 | 1 (file src/Util_Helpers.rs) |
+/// | F | a_first.rs | util | parses | | unscored | 0 | 0 |
+/// | H | a_first.rs | util | parses | [1] | unscored | 0 | 0 |
+/// | G | tests/a.rs | Zeta | upper | | unscored | 0 | 0 |
+/// | I | tests/a.rs | billing.Invoice | voids | | flaky | 0.6 | 2 (active quarantine) |
+async fn listing_seed(store: &dyn Store, repo: RepoId) -> Seeded {
+    let tests = [
+        (
+            'A',
+            key("tests/a.rs", "billing.Invoice", "totals", None),
+            None,
+        ),
+        (
+            'B',
+            key("tests/a.rs", "billing.Invoice", "rounding", None),
+            None,
+        ),
+        (
+            'C',
+            key("tests/a.rs", "auth.Login", "locks_out", None),
+            None,
+        ),
+        ('D', key("tests/a.rs", "auth.Login", "signs_in", None), None),
+        (
+            'E',
+            key("tests/a.rs", "util", "100%_coverage", None),
+            Some("src/Util_Helpers.rs"),
+        ),
+        ('F', key("a_first.rs", "util", "parses", None), None),
+        ('H', key("a_first.rs", "util", "parses", Some("[1]")), None),
+        ('G', key("tests/a.rs", "Zeta", "upper", None), None),
+        (
+            'I',
+            key("tests/a.rs", "billing.Invoice", "voids", None),
+            None,
+        ),
+    ];
+    let new: Vec<NewTestCase> = tests
+        .iter()
+        .map(|(_, key, file)| NewTestCase {
+            key: key.clone(),
+            file: file.map(str::to_owned),
+        })
+        .collect();
+    let ids = ingest_passing(store, repo, &format!("seed-{repo}"), &new).await;
+    let seeded = Seeded {
+        ids: tests.iter().map(|(l, _, _)| *l).zip(ids).collect(),
+    };
+    let id = |l| seeded.id(l);
+    let states = [
+        scored(id('A'), "flaky", 0.9, 3),
+        scored(id('B'), "flaky", 0.9, 5),
+        scored(id('C'), "broken", 0.2, 9),
+        scored(id('D'), "stable", 0.05, 0),
+        scored(id('E'), "stable", 0.05, 1),
+        scored(id('I'), "flaky", 0.6, 2),
+    ];
+    store.save_scores(repo, &states, T0).await.unwrap();
+    for (letter, state) in [
+        ('C', QuarantineState::Proposed),
+        ('D', QuarantineState::Released),
+        ('I', QuarantineState::Active),
+    ] {
+        store
+            .add_quarantine(repo, &quarantine_of(id(letter), state, 0))
+            .await
+            .unwrap();
+    }
+    seeded
+}
+
+pub async fn tests_are_filtered_searched_sorted_and_paged(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let seeded = listing_seed(store, shop).await;
+    // F and H differ only by variant, so they tie on name: the id decides.
+    let fh = if seeded.id('F') < seeded.id('H') {
+        "FH"
+    } else {
+        "HF"
+    };
+    let list = async |filter, text: Option<&str>, sort| {
+        let page = store
+            .list_tests(shop, &query(filter, text, sort))
+            .await
+            .unwrap();
+        assert_eq!(page.total, page.items.len() as u64, "one page holds all");
+        seeded.letters(&page.items)
+    };
+
+    // Each order, ties broken by name and then id.
+    assert_eq!(
+        list(None, None, TestSort::Probability).await,
+        format!("BAICED{fh}G")
+    );
+    assert_eq!(
+        list(None, None, TestSort::Impact).await,
+        format!("CBAIED{fh}G"),
+        "failures first, then probability"
+    );
+    assert_eq!(
+        list(None, None, TestSort::Name).await,
+        "FHGCDBAIE",
+        "scope, classname, name, then no variant before a variant; bytewise"
+    );
+
+    // Each filter.
+    assert_eq!(
+        list(Some(TestFilter::Flaky), None, TestSort::Probability).await,
+        "BAI"
+    );
+    assert_eq!(
+        list(Some(TestFilter::Broken), None, TestSort::Probability).await,
+        "C"
+    );
+    assert_eq!(
+        list(Some(TestFilter::Stable), None, TestSort::Impact).await,
+        "ED"
+    );
+    assert_eq!(
+        list(Some(TestFilter::Quarantined), None, TestSort::Name).await,
+        "CI",
+        "proposed or active, whatever the status; a released one does not count"
+    );
+
+    // Text: case-insensitive, in the classname, name or file; % and _ are literal.
+    assert_eq!(list(None, Some("INVOICE"), TestSort::Name).await, "BAI");
+    assert_eq!(list(None, Some("UNDI"), TestSort::Name).await, "B");
+    assert_eq!(list(None, Some("helpers"), TestSort::Name).await, "E");
+    assert_eq!(list(None, Some("%"), TestSort::Name).await, "E");
+    assert_eq!(list(None, Some("_"), TestSort::Name).await, "CDE");
+    assert_eq!(list(None, Some("s_i"), TestSort::Name).await, "D");
+    assert_eq!(list(None, Some("zzz"), TestSort::Name).await, "");
+    assert_eq!(list(None, Some("a\0b"), TestSort::Name).await, "");
+    assert_eq!(
+        list(None, Some(""), TestSort::Name).await,
+        "FHGCDBAIE",
+        "empty text matches everything"
+    );
+    assert_eq!(
+        list(Some(TestFilter::Stable), Some("sign"), TestSort::Name).await,
+        "D"
+    );
+    assert_eq!(
+        list(Some(TestFilter::Quarantined), Some("voids"), TestSort::Name).await,
+        "I"
+    );
+
+    // Pages: `total` counts every match.
+    let page = |offset, limit| TestQuery {
+        page: PageRequest { offset, limit },
+        ..query(None, None, TestSort::Probability)
+    };
+    let second = store.list_tests(shop, &page(2, 3)).await.unwrap();
+    assert_eq!(
+        (seeded.letters(&second.items).as_str(), second.total),
+        ("ICE", 9)
+    );
+    for (offset, limit) in [(9, 10), (0, 0), (u64::MAX, u32::MAX)] {
+        let empty = store.list_tests(shop, &page(offset, limit)).await.unwrap();
+        assert!(empty.items.is_empty(), "offset {offset}, limit {limit}");
+        assert_eq!(empty.total, 9);
+    }
+    let flaky = TestQuery {
+        page: PageRequest {
+            offset: 1,
+            limit: 1,
+        },
+        ..query(Some(TestFilter::Flaky), Some("o"), TestSort::Name)
+    };
+    let one = store.list_tests(shop, &flaky).await.unwrap();
+    assert_eq!((seeded.letters(&one.items).as_str(), one.total), ("A", 3));
+
+    // What a listed test carries.
+    let all = store
+        .list_tests(shop, &query(None, None, TestSort::Name))
+        .await
+        .unwrap();
+    let c = all.items.iter().find(|t| t.id == seeded.id('C')).unwrap();
+    assert_eq!(
+        (
+            c.repo,
+            c.status.as_str(),
+            c.failures,
+            c.executions,
+            c.reason.as_str(),
+            c.quarantined
+        ),
+        (shop, "broken", 9, 20, "broken on purpose", true)
+    );
+    assert_eq!(c.key, key("tests/a.rs", "auth.Login", "locks_out", None));
+    let e = all.items.iter().find(|t| t.id == seeded.id('E')).unwrap();
+    assert_eq!(e.file.as_deref(), Some("src/Util_Helpers.rs"));
+    let quarantined: String = seeded.letters(
+        &all.items
+            .iter()
+            .filter(|t| t.quarantined)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(quarantined, "CI");
+    assert_eq!(
+        store.find_test(shop, seeded.id('I')).await.unwrap(),
+        all.items.into_iter().find(|t| t.id == seeded.id('I')),
+        "find_test and list_tests agree"
+    );
+}
+
+pub async fn test_listings_stay_in_their_repository(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let theirs = listing_seed(store, other).await;
+    let ours = listing_seed(store, shop).await;
+    let empty = repo(store, "acme/empty").await;
+    for filter in [
+        None,
+        Some(TestFilter::Flaky),
+        Some(TestFilter::Broken),
+        Some(TestFilter::Stable),
+        Some(TestFilter::Quarantined),
+    ] {
+        for text in [None, Some("o")] {
+            for sort in [TestSort::Probability, TestSort::Impact, TestSort::Name] {
+                let q = query(filter, text, sort);
+                let page = store.list_tests(shop, &q).await.unwrap();
+                assert!(
+                    page.items.iter().all(|t| t.repo == shop),
+                    "{q:?} lists another repository's test"
+                );
+                assert!(
+                    page.items
+                        .iter()
+                        .all(|t| theirs.ids.iter().all(|(_, id)| *id != t.id)),
+                    "{q:?}"
+                );
+                assert_eq!(page.total, page.items.len() as u64, "{q:?}");
+                let none = store.list_tests(empty, &q).await.unwrap();
+                assert!(none.items.is_empty() && none.total == 0, "{q:?}");
+            }
+        }
+    }
+    let mine = store
+        .list_tests(shop, &query(None, None, TestSort::Name))
+        .await
+        .unwrap();
+    assert_eq!(mine.total, 9);
+    assert_eq!(ours.letters(&mine.items), "FHGCDBAIE");
+}
+
+pub async fn tests_are_found_by_id_only_in_their_repository(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let ours = ingest_passing(store, shop, "1", &[test_case("a"), test_case("b")]).await;
+    let theirs = ingest_passing(store, other, "1", &[test_case("a")]).await;
+    let mut found = store
+        .find_tests(
+            shop,
+            &[ours[1], theirs[0], TestCaseId(i64::MAX), ours[0], ours[1]],
+        )
+        .await
+        .unwrap();
+    found.sort_by_key(|t| t.id);
+    let mut expected = ours.clone();
+    expected.sort();
+    assert_eq!(
+        found.iter().map(|t| t.id).collect::<Vec<_>>(),
+        expected,
+        "each of the repository's tests once, nothing else"
+    );
+    assert!(found.iter().all(|t| t.repo == shop));
+    let a = found.iter().find(|t| t.id == ours[0]).unwrap();
+    assert_eq!(
+        Some(a),
+        store.find_test(shop, ours[0]).await.unwrap().as_ref()
+    );
+    assert!(store.find_tests(other, &ours).await.unwrap().is_empty());
+    assert!(store.find_tests(shop, &[]).await.unwrap().is_empty());
+    // More ids than one statement binds.
+    let many: Vec<TestCaseId> = (0..2_500).map(|i| TestCaseId(i64::MAX - i)).collect();
+    let mut with_ours = many.clone();
+    with_ours.push(ours[0]);
+    let found = store.find_tests(shop, &with_ours).await.unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+// ---- reading runs and executions ------------------------------------------------------
+
+fn failing_exec(
+    test: usize,
+    attempt: u32,
+    outcome: Outcome,
+    signature: u64,
+    message: Option<&str>,
+) -> NewExecution {
+    NewExecution {
+        test,
+        attempt,
+        outcome,
+        duration_ms: Some(40),
+        signature: Some(signature),
+        message: message.map(str::to_owned),
+    }
+}
+
+const SIG_A: u64 = 0xaaaa_0000_0000_0001;
+/// Above `i64::MAX`: stored bit for bit.
+const SIG_B: u64 = 0xf000_0000_0000_0002;
+
+/// Five runs of one test in `repo` (recorded out of order), returning the test and runs:
+/// - run 1 (minute 0): failed with A ("boom 1"), then passed on retry;
+/// - run 2 (minute 10): failed with B ("other");
+/// - run 3 (minute 20): failed with A ("boom 3");
+/// - run 4 (minute 30): errored with A, no message;
+/// - run 5 (minute 40): passed.
+async fn execution_seed(store: &dyn Store, repo: RepoId) -> (TestCaseId, Vec<StoredRunId>) {
+    let tests = [test_case("t")];
+    let runs = [
+        (
+            "3",
+            20,
+            vec![failing_exec(0, 1, Outcome::Failed, SIG_A, Some("boom 3"))],
+        ),
+        (
+            "1",
+            0,
+            vec![
+                failing_exec(0, 1, Outcome::Failed, SIG_A, Some("boom 1")),
+                exec(0, 2, Outcome::Passed),
+            ],
+        ),
+        (
+            "2",
+            10,
+            vec![failing_exec(0, 1, Outcome::Failed, SIG_B, Some("other"))],
+        ),
+        ("5", 40, vec![exec(0, 1, Outcome::Passed)]),
+        (
+            "4",
+            30,
+            vec![failing_exec(0, 1, Outcome::Error, SIG_A, None)],
+        ),
+    ];
+    let mut ids = vec![StoredRunId(0); 5];
+    let mut test = None;
+    for (run_id, minutes, executions) in runs {
+        let ingested = store
+            .ingest(repo, &run(run_id, 1, minutes, "d"), &tests, &executions)
+            .await
+            .unwrap();
+        let index: usize = run_id.parse().unwrap();
+        ids[index - 1] = ingested.run;
+        test = Some(ingested.test_ids[0]);
+    }
+    (test.expect("a test"), ids)
+}
+
+pub async fn a_tests_executions_are_read_newest_first(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let (test, runs) = execution_seed(store, shop).await;
+    let (their_test, _) = execution_seed(store, other).await;
+
+    let all = store.recent_executions(shop, test, 100).await.unwrap();
+    let order: Vec<(StoredRunId, u32)> = all.iter().map(|e| (e.run, e.attempt)).collect();
+    assert_eq!(
+        order,
+        vec![
+            (runs[4], 1),
+            (runs[3], 1),
+            (runs[2], 1),
+            (runs[1], 1),
+            (runs[0], 2),
+            (runs[0], 1)
+        ],
+        "newest run first, then the later attempt"
+    );
+    let retry = &all[5];
+    assert_eq!(
+        (
+            retry.workflow_run_id.as_str(),
+            retry.run_attempt,
+            retry.job.as_str(),
+            retry.commit.clone(),
+            retry.branch.as_deref(),
+            retry.started_at
+        ),
+        (
+            "1",
+            1,
+            "test",
+            Some(format!("{:040x}", 0)),
+            Some("main"),
+            T0
+        )
+    );
+    assert_eq!(
+        (
+            retry.outcome,
+            retry.duration_ms,
+            retry.signature,
+            retry.message.as_deref()
+        ),
+        (Outcome::Failed, Some(40), Some(SIG_A), Some("boom 1"))
+    );
+    assert_eq!(
+        (all[3].signature, all[1].outcome, all[1].message.as_deref()),
+        (Some(SIG_B), Outcome::Error, None)
+    );
+    assert_eq!(
+        (all[0].outcome, all[0].signature, all[0].message.as_deref()),
+        (Outcome::Passed, None, None)
+    );
+    let newest = store.recent_executions(shop, test, 2).await.unwrap();
+    assert_eq!(newest, all[..2].to_vec());
+    assert!(
+        store
+            .recent_executions(shop, test, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(
+        store
+            .recent_executions(other, test, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another repository cannot read the test's history"
+    );
+    assert!(
+        store
+            .recent_executions(shop, their_test, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .recent_executions(other, their_test, 100)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+}
+
+pub async fn failure_signatures_are_grouped_most_frequent_first(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let (test, _) = execution_seed(store, shop).await;
+    let (their_test, _) = execution_seed(store, other).await;
+
+    let signatures = store.failure_signatures(shop, test).await.unwrap();
+    let summary: Vec<(u64, u64, OffsetDateTime, Option<&str>)> = signatures
+        .iter()
+        .map(|s| (s.signature, s.count, s.last_seen_at, s.message.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (SIG_A, 3, T0 + time::Duration::minutes(30), Some("boom 3")),
+            (SIG_B, 1, T0 + time::Duration::minutes(10), Some("other")),
+        ],
+        "the latest stored message of each signature; last seen when its run started"
+    );
+    assert!(
+        store
+            .failure_signatures(other, test)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .failure_signatures(shop, their_test)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let passing = ingest_passing(store, shop, "later", &[test_case("green")]).await;
+    assert!(
+        store
+            .failure_signatures(shop, passing[0])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Runs of `repo` (recorded out of order), returning their ids by name:
+/// - "retried" (minute 0): alpha failed then passed, bravo passed, charlie errored;
+/// - "empty" (minute 5): no tests;
+/// - "green" (minute 10): alpha and bravo passed;
+/// - "twice" (minute 10, recorded after "green"): alpha failed twice.
+async fn run_seed(store: &dyn Store, repo: RepoId) -> [StoredRunId; 4] {
+    let tests = [test_case("alpha"), test_case("bravo"), test_case("charlie")];
+    let retried = store
+        .ingest(
+            repo,
+            &run("retried", 1, 0, "d"),
+            &tests,
+            &[
+                failing_exec(0, 1, Outcome::Failed, SIG_A, Some("alpha broke")),
+                exec(0, 2, Outcome::Passed),
+                exec(1, 1, Outcome::Passed),
+                failing_exec(2, 1, Outcome::Error, SIG_B, Some("charlie crashed")),
+            ],
+        )
+        .await
+        .unwrap()
+        .run;
+    let green = store
+        .ingest(
+            repo,
+            &run("green", 1, 10, "d"),
+            &tests[..2],
+            &[exec(0, 1, Outcome::Passed), exec(1, 1, Outcome::Passed)],
+        )
+        .await
+        .unwrap()
+        .run;
+    let empty = store
+        .ingest(repo, &run("empty", 1, 5, "d"), &[], &[])
+        .await
+        .unwrap()
+        .run;
+    let twice = store
+        .ingest(
+            repo,
+            &run("twice", 1, 10, "d"),
+            &tests[..1],
+            &[
+                failing_exec(0, 1, Outcome::Failed, SIG_A, None),
+                failing_exec(0, 2, Outcome::Failed, SIG_A, Some("again")),
+            ],
+        )
+        .await
+        .unwrap()
+        .run;
+    [retried, empty, green, twice]
+}
+
+pub async fn runs_are_listed_newest_first_with_their_counts(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let [retried, empty, green, twice] = run_seed(store, shop).await;
+    let page = |offset, limit| PageRequest { offset, limit };
+
+    let all = store.list_runs(shop, page(0, 10)).await.unwrap();
+    assert_eq!(all.total, 4);
+    let summary: Vec<(StoredRunId, u64, u64, u64)> = all
+        .items
+        .iter()
+        .map(|r| (r.id, r.testcases, r.executions, r.failed))
+        .collect();
+    assert!(twice > green, "ids grow");
+    assert_eq!(
+        summary,
+        vec![
+            (twice, 1, 2, 1),
+            (green, 2, 2, 0),
+            (empty, 0, 0, 0),
+            (retried, 3, 4, 2),
+        ],
+        "newest first (the later id first at the same start); a test that failed and then \
+         passed counts as failed, every attempt counts as an execution"
+    );
+    let first = &all.items[3];
+    assert_eq!(
+        (
+            first.repo,
+            first.workflow_run_id.as_str(),
+            first.attempt,
+            first.job.as_str(),
+            first.source,
+            first.report_digest.as_str()
+        ),
+        (shop, "retried", 1, "test", Source::Upload, "d")
+    );
+    assert_eq!(
+        (
+            first.commit.clone(),
+            first.branch.as_deref(),
+            first.pr_number,
+            first.started_at,
+            first.received_at
+        ),
+        (
+            Some(format!("{:040x}", 0)),
+            Some("main"),
+            None,
+            T0,
+            T0 + time::Duration::minutes(5)
+        )
+    );
+
+    let middle = store.list_runs(shop, page(1, 2)).await.unwrap();
+    assert_eq!(middle.total, 4);
+    assert_eq!(middle.items, all.items[1..3].to_vec());
+    for (offset, limit) in [(4, 10), (0, 0), (u64::MAX, u32::MAX)] {
+        let none = store.list_runs(shop, page(offset, limit)).await.unwrap();
+        assert!(none.items.is_empty(), "offset {offset}, limit {limit}");
+        assert_eq!(none.total, 4);
+    }
+    assert_eq!(
+        store.find_run(shop, retried).await.unwrap().as_ref(),
+        Some(first),
+        "find_run and list_runs agree"
+    );
+    assert_eq!(
+        store.find_run(shop, empty).await.unwrap().as_ref(),
+        Some(&all.items[2])
+    );
+    assert_eq!(
+        store.find_run(shop, StoredRunId(i64::MAX)).await.unwrap(),
+        None
+    );
+}
+
+pub async fn a_runs_failures_are_listed_by_test_name(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let [retried, empty, green, twice] = run_seed(store, shop).await;
+
+    let failures = store.run_failures(shop, retried).await.unwrap();
+    let summary: Vec<_> = failures
+        .iter()
+        .map(|f| {
+            (
+                f.key.name.as_str(),
+                f.attempt,
+                f.outcome,
+                f.signature,
+                f.message.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "alpha",
+                1,
+                Outcome::Failed,
+                Some(SIG_A),
+                Some("alpha broke")
+            ),
+            (
+                "charlie",
+                1,
+                Outcome::Error,
+                Some(SIG_B),
+                Some("charlie crashed")
+            ),
+        ],
+        "failed and errored executions only"
+    );
+    assert_eq!(failures[0].key, test_case("alpha").key);
+    assert_eq!(failures[0].duration_ms, Some(40));
+    let history = store.load_history(shop, 10).await.unwrap();
+    let alpha = history
+        .tests
+        .iter()
+        .position(|t| t.key.name == "alpha")
+        .unwrap();
+    assert_eq!(failures[0].test, history.test_ids[alpha]);
+
+    let repeated = store.run_failures(shop, twice).await.unwrap();
+    let attempts: Vec<(u32, Option<&str>)> = repeated
+        .iter()
+        .map(|f| (f.attempt, f.message.as_deref()))
+        .collect();
+    assert_eq!(attempts, vec![(1, None), (2, Some("again"))]);
+    assert!(store.run_failures(shop, green).await.unwrap().is_empty());
+    assert!(store.run_failures(shop, empty).await.unwrap().is_empty());
+    assert!(
+        store
+            .run_failures(shop, StoredRunId(i64::MAX))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn runs_are_only_found_in_their_repository(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let empty = repo(store, "acme/empty").await;
+    let ours = run_seed(store, shop).await;
+    let theirs = run_seed(store, other).await;
+
+    let listed = store
+        .list_runs(
+            shop,
+            PageRequest {
+                offset: 0,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 4);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|r| r.repo == shop && ours.contains(&r.id))
+    );
+    let none = store
+        .list_runs(
+            empty,
+            PageRequest {
+                offset: 0,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(none.items.is_empty() && none.total == 0);
+    for run in theirs {
+        assert_eq!(store.find_run(shop, run).await.unwrap(), None);
+        assert!(store.run_failures(shop, run).await.unwrap().is_empty());
+        assert!(store.find_run(other, run).await.unwrap().is_some());
+    }
+    for run in ours {
+        assert_eq!(store.find_run(other, run).await.unwrap(), None);
+        assert!(store.run_failures(other, run).await.unwrap().is_empty());
+    }
+    assert_eq!(store.run_failures(other, theirs[0]).await.unwrap().len(), 2);
+}
+
+// ---- quarantine ---------------------------------------------------------------------------
+
+pub async fn one_live_quarantine_per_test(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let ids = ingest_passing(store, shop, "1", &[test_case("a"), test_case("b")]).await;
+    let (a, b) = (ids[0], ids[1]);
+
+    let new = quarantine_of(a, QuarantineState::Proposed, 0);
+    let proposed = store.add_quarantine(shop, &new).await.unwrap();
+    assert_eq!(
+        (
+            proposed.test,
+            proposed.state,
+            proposed.reason.as_str(),
+            proposed.owner.as_deref(),
+            proposed.created_by.as_str()
+        ),
+        (
+            a,
+            QuarantineState::Proposed,
+            "flaky on main",
+            Some("team-billing"),
+            "user:admin@acme.test"
+        )
+    );
+    assert_eq!(
+        (
+            proposed.created_at,
+            proposed.expires_at,
+            proposed.released_at
+        ),
+        (T0, Some(T0 + time::Duration::days(14)), None)
+    );
+    for state in [QuarantineState::Proposed, QuarantineState::Active] {
+        let err = store
+            .add_quarantine(shop, &quarantine_of(a, state, 1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    }
+
+    // Ended quarantines do not count.
+    let released = store
+        .add_quarantine(shop, &quarantine_of(b, QuarantineState::Released, 1))
+        .await
+        .unwrap();
+    store
+        .add_quarantine(shop, &quarantine_of(b, QuarantineState::Expired, 2))
+        .await
+        .unwrap();
+    let active = NewQuarantine {
+        owner: None,
+        expires_at: None,
+        ..quarantine_of(b, QuarantineState::Active, 3)
+    };
+    let active = store.add_quarantine(shop, &active).await.unwrap();
+    assert!(active.id != released.id);
+    assert_eq!((active.owner, active.expires_at), (None, None));
+
+    let live = store.live_quarantines(shop).await.unwrap();
+    assert_eq!(
+        live.iter()
+            .map(|(q, key)| (q.id, q.state, key.name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (proposed.id, QuarantineState::Proposed, "a"),
+            (active.id, QuarantineState::Active, "b")
+        ]
+    );
+    assert_eq!(live[0].0, proposed);
+    assert_eq!(live[0].1, test_case("a").key);
+    assert!(store.find_test(shop, a).await.unwrap().unwrap().quarantined);
+}
+
+pub async fn quarantines_are_only_added_and_listed_in_their_repository(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let ours = ingest_passing(store, shop, "1", &[test_case("a")]).await;
+    let theirs = ingest_passing(store, other, "1", &[test_case("a")]).await;
+
+    let err = store
+        .add_quarantine(other, &quarantine_of(ours[0], QuarantineState::Active, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let err = store
+        .add_quarantine(
+            shop,
+            &quarantine_of(TestCaseId(i64::MAX), QuarantineState::Active, 0),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(store.live_quarantines(other).await.unwrap().is_empty());
+    assert!(
+        !store
+            .find_test(shop, ours[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .quarantined
+    );
+
+    let mine = store
+        .add_quarantine(shop, &quarantine_of(ours[0], QuarantineState::Active, 0))
+        .await
+        .unwrap();
+    let their = store
+        .add_quarantine(
+            other,
+            &quarantine_of(theirs[0], QuarantineState::Proposed, 0),
+        )
+        .await
+        .unwrap();
+    let ids = |live: Vec<(crate::Quarantine, TestKey)>| {
+        live.into_iter().map(|(q, _)| q.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.live_quarantines(shop).await.unwrap()),
+        vec![mine.id]
+    );
+    assert_eq!(
+        ids(store.live_quarantines(other).await.unwrap()),
+        vec![their.id]
+    );
 }

@@ -15,6 +15,7 @@ mod migrations;
 mod records;
 
 use async_trait::async_trait;
+use flakeguard_core::TestKey;
 use time::OffsetDateTime;
 
 pub use error::StoreError;
@@ -97,4 +98,63 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// How many organizations, users and repositories exist (the runbook's seed check).
     async fn counts(&self) -> Result<Counts>;
+
+    // ---- organizations, repositories, audit -------------------------------------------
+
+    async fn find_organization(&self, slug: &str) -> Result<Option<Organization>>;
+
+    async fn organization(&self, id: OrgId) -> Result<Option<Organization>>;
+
+    /// Whether uploads may create a repository of this organization on first use.
+    async fn set_repository_creation(&self, org: OrgId, allowed: bool) -> Result<()>;
+
+    /// Every repository of every organization, by owner and name (the operator's view).
+    async fn list_all_repositories(&self) -> Result<Vec<Repository>>;
+
+    /// Appends to the audit log.
+    async fn audit(&self, entry: &NewAuditEntry) -> Result<()>;
+
+    /// The organization's audit log, newest first.
+    async fn list_audit(&self, org: OrgId, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    // ---- reading tests and runs ---------------------------------------------------------
+
+    /// A page of the repository's tests, filtered and sorted; `total` counts every match.
+    async fn list_tests(&self, repo: RepoId, query: &TestQuery) -> Result<Page<StoredTest>>;
+
+    /// The tests with these ids that belong to `repo` (others are left out), in any order.
+    async fn find_tests(&self, repo: RepoId, ids: &[TestCaseId]) -> Result<Vec<StoredTest>>;
+
+    /// A test's most recent executions (newest run first, then attempt), with their runs.
+    async fn recent_executions(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        limit: u32,
+    ) -> Result<Vec<TestExecution>>;
+
+    /// A test's distinct failure signatures, most frequent first.
+    async fn failure_signatures(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+    ) -> Result<Vec<SignatureCount>>;
+
+    /// A page of the repository's runs, most recently started first.
+    async fn list_runs(&self, repo: RepoId, page: PageRequest) -> Result<Page<StoredRun>>;
+
+    /// One run of `repo`, with its counts.
+    async fn find_run(&self, repo: RepoId, run: StoredRunId) -> Result<Option<StoredRun>>;
+
+    /// The run's failed and errored executions, by test name.
+    async fn run_failures(&self, repo: RepoId, run: StoredRunId) -> Result<Vec<RunFailure>>;
+
+    // ---- quarantine -------------------------------------------------------------------
+
+    /// Records a quarantine of a test of `repo` ([`StoreError::NotFound`] when the test is
+    /// not in `repo`; [`StoreError::Conflict`] when it already has a live one).
+    async fn add_quarantine(&self, repo: RepoId, quarantine: &NewQuarantine) -> Result<Quarantine>;
+
+    /// The repository's proposed and active quarantines, with their tests' keys.
+    async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>>;
 }

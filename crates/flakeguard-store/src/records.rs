@@ -43,6 +43,10 @@ id!(
     /// A test case's database id.
     TestCaseId
 );
+id!(
+    /// A quarantine's database id.
+    QuarantineId
+);
 
 /// `owner/name`, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -97,6 +101,8 @@ pub struct Organization {
     pub id: OrgId,
     pub slug: String,
     pub name: String,
+    /// Uploads may create repositories of this organization on first use.
+    pub creates_repositories: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -300,6 +306,14 @@ pub struct DerivedState {
     pub confidence: f64,
     pub legacy_score: f64,
     pub recommendation: String,
+    /// Non-skipped executions in the scoring window.
+    pub executions: u32,
+    /// Failed or errored executions in the scoring window (the `impact` sort).
+    pub failures: u32,
+    /// One sentence explaining the verdict.
+    pub reason: String,
+    /// The scoring evidence as a JSON array (stored as text, returned verbatim).
+    pub evidence: String,
 }
 
 /// A stored test: identity and derived state.
@@ -314,9 +328,216 @@ pub struct StoredTest {
     pub confidence: f64,
     pub legacy_score: f64,
     pub recommendation: String,
+    pub executions: u32,
+    pub failures: u32,
+    pub reason: String,
+    /// JSON array; `"[]"` before the first scoring.
+    pub evidence: String,
+    /// Has a proposed or active quarantine.
+    pub quarantined: bool,
     pub first_seen_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub scored_at: Option<OffsetDateTime>,
+}
+
+/// Which rows of a listing to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// A page of a listing and how many rows match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// Filter of [`TestQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestFilter {
+    /// Derived status `flaky`.
+    Flaky,
+    /// Derived status `broken`.
+    Broken,
+    /// Derived status `stable`.
+    Stable,
+    /// Has a proposed or active quarantine, whatever the status.
+    Quarantined,
+}
+
+impl TestFilter {
+    /// The derived status the filter selects; `None` for [`TestFilter::Quarantined`].
+    pub fn status(self) -> Option<&'static str> {
+        match self {
+            TestFilter::Flaky => Some("flaky"),
+            TestFilter::Broken => Some("broken"),
+            TestFilter::Stable => Some("stable"),
+            TestFilter::Quarantined => None,
+        }
+    }
+}
+
+/// Order of [`TestQuery`]; ties are broken by name, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestSort {
+    /// Highest flaky probability first.
+    Probability,
+    /// Most failures in the scoring window first, then probability.
+    Impact,
+    /// Scope, classname, name, variant ascending.
+    Name,
+}
+
+/// What [`crate::Store::list_tests`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestQuery {
+    pub filter: Option<TestFilter>,
+    /// Case-insensitive substring of the classname, name or file.
+    pub text: Option<String>,
+    pub sort: TestSort,
+    pub page: PageRequest,
+}
+
+/// One execution of a test with the run it was in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestExecution {
+    pub run: StoredRunId,
+    pub workflow_run_id: String,
+    pub run_attempt: u32,
+    pub job: String,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub duration_ms: Option<u64>,
+    pub signature: Option<u64>,
+    pub message: Option<String>,
+}
+
+/// A failure signature and how often a test failed with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignatureCount {
+    pub signature: u64,
+    pub count: u64,
+    pub last_seen_at: OffsetDateTime,
+    /// The most recent stored message with this signature.
+    pub message: Option<String>,
+}
+
+/// A stored run with its counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRun {
+    pub id: StoredRunId,
+    pub repo: RepoId,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub pr_number: Option<i64>,
+    pub workflow_run_id: String,
+    pub attempt: u32,
+    pub job: String,
+    pub source: Source,
+    pub started_at: OffsetDateTime,
+    pub received_at: OffsetDateTime,
+    pub report_digest: String,
+    /// Distinct tests in the run.
+    pub testcases: u64,
+    /// Executions in the run, all attempts.
+    pub executions: u64,
+    /// Distinct tests with at least one failed or errored attempt.
+    pub failed: u64,
+}
+
+/// A failed or errored execution in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFailure {
+    pub test: TestCaseId,
+    pub key: TestKey,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub duration_ms: Option<u64>,
+    pub signature: Option<u64>,
+    pub message: Option<String>,
+}
+
+/// A quarantine's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuarantineState {
+    Proposed,
+    Active,
+    Released,
+    Expired,
+}
+
+impl QuarantineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineState::Proposed => "proposed",
+            QuarantineState::Active => "active",
+            QuarantineState::Released => "released",
+            QuarantineState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "proposed" => QuarantineState::Proposed,
+            "active" => QuarantineState::Active,
+            "released" => QuarantineState::Released,
+            "expired" => QuarantineState::Expired,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewQuarantine {
+    pub test: TestCaseId,
+    pub state: QuarantineState,
+    pub reason: String,
+    pub owner: Option<String>,
+    /// Who or what: `user:<email>`, `token:<name>`, `policy:auto`, `demo`.
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantine {
+    pub id: QuarantineId,
+    pub test: TestCaseId,
+    pub state: QuarantineState,
+    pub reason: String,
+    pub owner: Option<String>,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub released_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    /// `None` for operator actions outside any organization.
+    pub org: Option<OrgId>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// A JSON object.
+    pub detail: String,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub org: Option<OrgId>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub at: OffsetDateTime,
 }
 
 /// The runbook's post-seed check.
