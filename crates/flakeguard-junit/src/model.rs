@@ -114,6 +114,33 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The text a failure signature is computed from: the type and the message (or the
+    /// first three lines of the text when the producer wrote no message).
+    pub fn signature_text(&self) -> String {
+        let summary = match self
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            Some(message) => message.to_owned(),
+            None => self
+                .text
+                .text
+                .trim()
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        match &self.r#type {
+            Some(t) if !t.trim().is_empty() => format!("{}: {summary}", t.trim()),
+            _ => summary,
+        }
+    }
+}
+
 /// One attempt of a test inside one report: retries are separate attempts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt<'a> {

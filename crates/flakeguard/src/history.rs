@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 use flakeguard_core::signature::signature;
 use flakeguard_core::{Execution, Run, RunId, TestHistory, TestKey};
-use flakeguard_junit::{Failure, Limits, TestCase};
+use flakeguard_junit::{Limits, TestCase};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -162,7 +162,7 @@ pub(crate) fn load(paths: &[PathBuf], on_file: &mut dyn FnMut(&Path, usize)) -> 
                             .time
                             .filter(|t| *t >= 0.0)
                             .map(|t| (t * 1000.0).round() as u64),
-                        signature: attempt.failure.map(|f| signature(&failure_text(f))),
+                        signature: attempt.failure.map(|f| signature(&f.signature_text())),
                     });
                 }
             }
@@ -173,31 +173,6 @@ pub(crate) fn load(paths: &[PathBuf], on_file: &mut dyn FnMut(&Path, usize)) -> 
         }
     }
     Ok(history)
-}
-
-/// The text a failure signature is computed from: its type and its message (or the first
-/// lines of its text when the producer wrote no message).
-fn failure_text(failure: &Failure) -> String {
-    let summary = match failure
-        .message
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-    {
-        Some(message) => message.to_owned(),
-        None => failure
-            .text
-            .text
-            .trim()
-            .lines()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join("\n"),
-    };
-    match &failure.r#type {
-        Some(t) if !t.trim().is_empty() => format!("{}: {summary}", t.trim()),
-        _ => summary,
-    }
 }
 
 fn read_cases(file: &Path) -> std::result::Result<Vec<TestCase>, String> {

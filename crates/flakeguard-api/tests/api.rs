@@ -1,0 +1,808 @@
+//! Black-box tests of the HTTP surface: every endpoint, authentication failures, tenant
+//! isolation, idempotency and limits, each run on SQLite and on PostgreSQL.
+
+mod support;
+
+use std::io::Write;
+
+use flakeguard_store::{NewQuarantine, QuarantineState, TestCaseId};
+use serde_json::Value;
+use support::{API_KEY, Backend, TestApp, fixture, junit, test_settings};
+use time::OffsetDateTime;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = super::TestApp::start(super::Backend::Sqlite).await;
+                    super::$name(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = super::TestApp::start(super::Backend::Postgres).await;
+                    super::$name(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    health_contracts,
+    authentication_failures_use_the_error_body,
+    ingest_stores_a_run_once,
+    ingest_accepts_gzip_and_multipart,
+    bad_reports_are_refused_with_their_location,
+    bodies_are_bounded,
+    repositories_are_created_only_when_allowed,
+    scopes_and_tenants,
+    failures_are_classified,
+    read_api_lists_filters_and_paginates,
+    test_and_run_details,
+    openapi_and_swagger_ui,
+);
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+async fn health_contracts(app: &TestApp) {
+    let body: Value = app
+        .http
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "ok");
+    let timestamp = body["timestamp"].as_str().unwrap();
+    assert!(
+        OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{timestamp}"
+    );
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["checks"]["database"]["status"], "ok");
+    let live = app.http.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+
+    let worker: Value = app
+        .http
+        .get(format!("{}/health", app.worker))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(worker, serde_json::json!({"status":"ok","queues":[]}));
+    let web = app
+        .http
+        .get(format!("{}/health", app.web))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(web.status(), 200);
+    assert_eq!(web.text().await.unwrap(), "OK");
+    let page = app.http.get(format!("{}/", app.web)).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("FlakeGuard"));
+
+    // Every answer carries a request id, the client's when it sent one.
+    let r = app
+        .http
+        .get(app.url("/health"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+    let r = app.http.get(app.url("/health")).send().await.unwrap();
+    assert!(!r.headers()["x-request-id"].is_empty());
+}
+
+async fn authentication_failures_use_the_error_body(app: &TestApp) {
+    let r = app.http.get(app.url("/api/v1/repos")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "unauthorized");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization")
+    );
+    for (header, expected) in [
+        ("Basic abc", "malformed"),
+        (
+            "Bearer fgt_unknownunknownunknownunknownunknown1234",
+            "unknown token",
+        ),
+    ] {
+        let r = app
+            .http
+            .get(app.url("/api/v1/repos"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{header}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{body}"
+        );
+    }
+    let (status, body) = app.get_json("/api/v1/repos", &app.tokens.revoked).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    // Unknown routes answer with the same body.
+    let (status, body) = app.get_json("/api/v1/nope", &app.tokens.acme).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+}
+
+async fn ingest_stores_a_run_once(app: &TestApp) {
+    let xml = String::from_utf8(fixture("junit/jest/dorny-test-reporter__jest-junit.xml")).unwrap();
+    let query = "repo=acme/shop&commit=abc123&branch=main&run_id=900&attempt=1&job=test&pr=7&started_at=2026-11-20T10:00:00Z";
+    let (status, first) = app.ingest(query, &app.tokens.acme, &xml).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["created"], true);
+    assert_eq!(first["repo"], "acme/shop");
+    let testcases = first["testcases"].as_u64().unwrap();
+    assert!(testcases > 0);
+    let failed = first["failed"].as_u64().unwrap();
+    assert_eq!(first["failures"].as_array().unwrap().len() as u64, failed);
+    for f in first["failures"].as_array().unwrap() {
+        assert_eq!(f["status"], "new", "{f}");
+    }
+    let run_id = first["run_id"].as_i64().unwrap();
+    assert_eq!(
+        first["url"],
+        format!("/api/v1/repos/acme/shop/runs/{run_id}")
+    );
+
+    // The same report of the same run again: stored once, answered 200 with the same run.
+    let (status, second) = app.ingest(query, &app.tokens.acme, &xml).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["created"], false);
+    assert_eq!(second["run_id"], first["run_id"]);
+    assert_eq!(second["failed"], first["failed"]);
+    assert_eq!(second["failures"], first["failures"]);
+    let (_, runs) = app
+        .get_json("/api/v1/repos/acme/shop/runs", &app.tokens.acme)
+        .await;
+    assert_eq!(runs["total"], 1);
+    assert_eq!(runs["items"][0]["testcases"].as_u64().unwrap(), testcases);
+    assert_eq!(runs["items"][0]["commit"], "abc123");
+    assert_eq!(runs["items"][0]["pr_number"], 7);
+    assert_eq!(runs["items"][0]["started_at"], "2026-11-20T10:00:00Z");
+
+    // A re-run (attempt 2) of the same workflow run is a separate run.
+    let (status, rerun) = app
+        .ingest(
+            &query.replace("attempt=1", "attempt=2"),
+            &app.tokens.acme,
+            &xml,
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_ne!(rerun["run_id"], first["run_id"]);
+
+    // Bad metadata is named.
+    for (q, param) in [
+        ("repo=acme", "repo"),
+        ("repo=acme/shop&attempt=0", "attempt"),
+        ("repo=acme/shop&attempt=x", "attempt"),
+        ("repo=acme/shop&started_at=yesterday", "started_at"),
+        ("repo=acme/shop&colour=blue", "colour"),
+        ("commit=abc", "repo"),
+    ] {
+        let (status, body) = app.ingest(q, &app.tokens.acme, &xml).await;
+        assert_eq!(status, 422, "{q}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(param),
+            "{q}: {body}"
+        );
+    }
+}
+
+async fn ingest_accepts_gzip_and_multipart(app: &TestApp) {
+    let xml = fixture("junit/jest/dorny-test-reporter__jest-junit.xml");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&xml).unwrap();
+    let gz = gz.finish().unwrap();
+    let r = app
+        .http
+        .post(app.url("/api/v1/ingest?repo=acme/shop&run_id=1"))
+        .bearer_auth(&app.tokens.acme)
+        .header("content-type", "application/xml")
+        .header("content-encoding", "gzip")
+        .body(gz)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let gz_answer: Value = r.json().await.unwrap();
+
+    // Two files in one multipart upload: one run holding both.
+    let other = fixture("junit/nextest/nextest__fixture-project-junit.xml");
+    let boundary = "----flakeguard-test-boundary";
+    let mut body = Vec::new();
+    for (name, bytes) in [("jest.xml", &xml), ("nextest.xml", &other)] {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"report\"; filename=\"{name}\"\r\nContent-Type: application/xml\r\n\r\n"
+        )
+        .unwrap();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    write!(body, "--{boundary}--\r\n").unwrap();
+    let r = app
+        .http
+        .post(app.url("/api/v1/ingest?repo=acme/shop&run_id=2"))
+        .bearer_auth(&app.tokens.acme)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let both: Value = r.json().await.unwrap();
+    assert!(both["testcases"].as_u64().unwrap() > gz_answer["testcases"].as_u64().unwrap());
+
+    let r = app
+        .http
+        .post(app.url("/api/v1/ingest?repo=acme/shop"))
+        .bearer_auth(&app.tokens.acme)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = app
+        .http
+        .post(app.url("/api/v1/ingest?repo=acme/shop"))
+        .bearer_auth(&app.tokens.acme)
+        .header("content-encoding", "br")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+}
+
+async fn bad_reports_are_refused_with_their_location(app: &TestApp) {
+    let corrupt =
+        String::from_utf8(fixture("junit/malformed/enricomi-putra__corrupt-xml.xml")).unwrap();
+    let (status, body) = app
+        .ingest("repo=acme/shop&run_id=bad", &app.tokens.acme, &corrupt)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_report"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("byte"),
+        "{body}"
+    );
+    let xxe = String::from_utf8(fixture(
+        "junit/malformed/jenkins-junit-plugin__testXxe-xxe.xml",
+    ))
+    .unwrap();
+    let (status, body) = app
+        .ingest("repo=acme/shop&run_id=xxe", &app.tokens.acme, &xxe)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = app
+        .ingest("repo=acme/shop&run_id=empty", &app.tokens.acme, "")
+        .await;
+    assert_eq!(status, 422);
+    // Nothing of a refused upload was stored.
+    let (_, runs) = app
+        .get_json("/api/v1/repos/acme/shop/runs", &app.tokens.acme)
+        .await;
+    assert_eq!(runs["total"], 0);
+}
+
+async fn bodies_are_bounded(_app: &TestApp) {
+    // A server of its own with a small limit (and the backend of the caller's choice is not
+    // needed: limits act before storage).
+    let mut settings = test_settings();
+    settings.max_upload_bytes = 64 * 1024;
+    let app = TestApp::start_with(Backend::Sqlite, settings).await;
+    let big = junit(
+        &(0..2000)
+            .map(|_| ("c", "a test with a long enough name", "pass"))
+            .collect::<Vec<_>>(),
+    );
+    assert!(big.len() > 64 * 1024);
+    let (status, body) = app.ingest("repo=acme/shop", &app.tokens.acme, &big).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (413, "payload_too_large"),
+        "{body}"
+    );
+    // A gzip bomb: small on the wire, far over the limit once inflated.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 50 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 64 * 1024);
+    let r = app
+        .http
+        .post(app.url("/api/v1/ingest?repo=acme/shop"))
+        .bearer_auth(&app.tokens.acme)
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("decompressed"),
+        "{body}"
+    );
+    app.finish().await;
+
+    // The rate limit: RATE_LIMIT_MAX requests per window per token, then 429 + Retry-After.
+    let mut settings = test_settings();
+    settings.rate_limit_max = 3;
+    settings.rate_limit_window = std::time::Duration::from_secs(60);
+    let app = TestApp::start_with(Backend::Sqlite, settings).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/api/v1/repos", &app.tokens.acme).await.status(),
+            200
+        );
+    }
+    let r = app.get("/api/v1/repos", &app.tokens.acme).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "rate_limited");
+    // Another token has its own budget.
+    assert_eq!(
+        app.get("/api/v1/repos", &app.tokens.globex).await.status(),
+        200
+    );
+    app.finish().await;
+}
+
+async fn repositories_are_created_only_when_allowed(app: &TestApp) {
+    let xml = junit(&[("c", "t", "pass")]);
+    // acme does not allow creation on upload.
+    let (status, body) = app.ingest("repo=acme/new", &app.tokens.acme, &xml).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+    // globex does.
+    let (status, body) = app
+        .ingest("repo=globex/fresh", &app.tokens.globex, &xml)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = app
+        .get_json("/api/v1/repos/globex/fresh", &app.tokens.globex)
+        .await;
+    assert_eq!(status, 200);
+    // Creating never reaches into another organization's repository.
+    let (status, _) = app.ingest("repo=acme/shop", &app.tokens.globex, &xml).await;
+    assert_eq!(status, 404);
+    // The operator's key can create anywhere (the owner becomes an organization).
+    let (status, body) = app.ingest("repo=initech/tps", API_KEY, &xml).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, repos) = app.get_json("/api/v1/repos", API_KEY).await;
+    let names: Vec<&str> = repos["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["full_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"initech/tps")
+            && names.contains(&"acme/shop")
+            && names.contains(&"globex/secret"),
+        "{names:?}"
+    );
+}
+
+async fn scopes_and_tenants(app: &TestApp) {
+    let xml = junit(&[("c", "t", "pass")]);
+    // A read-only token may not ingest into its own organization: 403.
+    let (status, body) = app
+        .ingest("repo=acme/shop", &app.tokens.acme_read, &xml)
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+    // An ingest-only token may not read: 403 inside its organization.
+    let (status, body) = app
+        .get_json("/api/v1/repos/acme/shop/tests", &app.tokens.acme_ingest)
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    // Outside its organization everything is 404, exactly as for names that do not exist.
+    let (status, _) = app
+        .ingest("repo=globex/secret", &app.tokens.acme, &xml)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .ingest("repo=globex/secret", &app.tokens.acme_read, &xml)
+        .await;
+    assert_eq!(status, 404, "no 403 that would confirm the name");
+    let (s1, b1) = app
+        .get_json("/api/v1/repos/globex/secret", &app.tokens.acme)
+        .await;
+    let (s2, b2) = app
+        .get_json("/api/v1/repos/globex/nonexistent", &app.tokens.acme)
+        .await;
+    assert_eq!((s1, s2), (404, 404));
+    assert_eq!(
+        b1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("secret", "X"),
+        b2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("nonexistent", "X")
+    );
+    // Globex ingests; acme can reach none of it, by name or by id.
+    let (_, ingested) = app
+        .ingest(
+            "repo=globex/secret",
+            &app.tokens.globex,
+            &junit(&[("g", "hidden", "fail")]),
+        )
+        .await;
+    let run = ingested["run_id"].as_i64().unwrap();
+    let test = ingested["failures"][0]["test_id"].as_i64().unwrap();
+    for path in [
+        "/api/v1/repos/globex/secret".to_owned(),
+        "/api/v1/repos/globex/secret/tests".to_owned(),
+        format!("/api/v1/repos/globex/secret/tests/{test}"),
+        "/api/v1/repos/globex/secret/runs".to_owned(),
+        format!("/api/v1/repos/globex/secret/runs/{run}"),
+        // Ids of another tenant under one's own repository are not found either.
+        format!("/api/v1/repos/acme/shop/tests/{test}"),
+        format!("/api/v1/repos/acme/shop/runs/{run}"),
+    ] {
+        let (status, body) = app.get_json(&path, &app.tokens.acme).await;
+        assert_eq!((status, error_code(&body)), (404, "not_found"), "{path}");
+    }
+    let (_, repos) = app.get_json("/api/v1/repos", &app.tokens.acme).await;
+    let names: Vec<&str> = repos["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["full_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["acme/api", "acme/shop"]);
+    // A token limited to one repository sees only that one.
+    let (_, repos) = app
+        .get_json("/api/v1/repos", &app.tokens.acme_shop_only)
+        .await;
+    assert_eq!(repos["total"], 1);
+    let (status, _) = app
+        .get_json("/api/v1/repos/acme/api", &app.tokens.acme_shop_only)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .ingest("repo=acme/api", &app.tokens.acme_shop_only, &xml)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .ingest("repo=acme/shop", &app.tokens.acme_shop_only, &xml)
+        .await;
+    assert_eq!(status, 201);
+}
+
+async fn failures_are_classified(app: &TestApp) {
+    // Five runs in which `checkout` fails and passes on retry, on the same commit: flaky.
+    for i in 0..5 {
+        let xml = junit(&[
+            ("shop.Cart", "checkout", "flaky"),
+            ("shop.Cart", "total", "pass"),
+            ("shop.Cart", "tax", "pass"),
+        ]);
+        let (status, body) = app
+            .ingest(
+                &format!("repo=acme/shop&run_id={i}&commit=c{i}&branch=main"),
+                &app.tokens.acme,
+                &xml,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            body["failed"], 0,
+            "a test that passed on retry is not a failure of the run"
+        );
+    }
+    let (_, flaky) = app
+        .get_json(
+            "/api/v1/repos/acme/shop/tests?status=flaky",
+            &app.tokens.acme,
+        )
+        .await;
+    assert_eq!(flaky["items"][0]["name"], "checkout", "{flaky}");
+    // Quarantine `tax`.
+    let (_, all) = app
+        .get_json("/api/v1/repos/acme/shop/tests?q=tax", &app.tokens.acme)
+        .await;
+    let tax = TestCaseId(all["items"][0]["id"].as_i64().unwrap());
+    app.store
+        .add_quarantine(
+            app.shop,
+            &NewQuarantine {
+                test: tax,
+                state: QuarantineState::Active,
+                reason: "flaky on CI".to_owned(),
+                owner: Some("@acme/payments".to_owned()),
+                created_by: "test".to_owned(),
+                created_at: OffsetDateTime::now_utc(),
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Now all three fail: known flaky, quarantined, new — new ones listed first.
+    let xml = junit(&[
+        ("shop.Cart", "checkout", "fail"),
+        ("shop.Cart", "tax", "fail"),
+        ("shop.Cart", "total", "fail"),
+    ]);
+    let (status, body) = app
+        .ingest(
+            "repo=acme/shop&run_id=99&commit=c99",
+            &app.tokens.acme,
+            &xml,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["failed"], 3);
+    let verdicts: Vec<(String, String)> = body["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let key = f["key"].as_str().unwrap();
+            let name = key.rsplit(['.', ' ', ':']).next().unwrap().to_owned();
+            (name, f["status"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("total".to_owned(), "new".to_owned()),
+            ("checkout".to_owned(), "known_flaky".to_owned()),
+            ("tax".to_owned(), "quarantined".to_owned()),
+        ],
+        "{body}"
+    );
+    let (_, quarantined) = app
+        .get_json(
+            "/api/v1/repos/acme/shop/tests?status=quarantined",
+            &app.tokens.acme,
+        )
+        .await;
+    assert_eq!(quarantined["total"], 1);
+    assert_eq!(quarantined["items"][0]["quarantined"], true);
+}
+
+async fn read_api_lists_filters_and_paginates(app: &TestApp) {
+    let cases: Vec<(String, String)> = (0..45)
+        .map(|i| ("pkg.Widget".to_owned(), format!("case_{i:02}")))
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .map(|(c, n)| (c.as_str(), n.as_str(), "pass"))
+        .collect();
+    let (status, _) = app
+        .ingest("repo=acme/shop&run_id=r1", &app.tokens.acme, &junit(&refs))
+        .await;
+    assert_eq!(status, 201);
+    let r = app
+        .get(
+            "/api/v1/repos/acme/shop/tests?sort=name&per_page=20&page=2",
+            &app.tokens.acme_read,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-total-count"], "45");
+    let link = r.headers()["link"].to_str().unwrap().to_owned();
+    assert!(
+        link.contains("sort=name&page=3&per_page=20>; rel=\"next\""),
+        "{link}"
+    );
+    assert!(link.contains("page=1&per_page=20>; rel=\"prev\""), "{link}");
+    assert!(link.contains("page=3&per_page=20>; rel=\"last\""), "{link}");
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            page["page"].as_u64(),
+            page["per_page"].as_u64(),
+            page["total"].as_u64()
+        ),
+        (Some(2), Some(20), Some(45))
+    );
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.first(), Some(&"case_20"));
+    assert_eq!(names.len(), 20);
+    let (_, found) = app
+        .get_json("/api/v1/repos/acme/shop/tests?q=CASE_4", &app.tokens.acme)
+        .await;
+    assert_eq!(found["total"], 5, "case-insensitive search");
+    for bad in [
+        "status=weird",
+        "sort=age",
+        "per_page=1000",
+        "page=0",
+        "colour=red",
+    ] {
+        let (status, body) = app
+            .get_json(
+                &format!("/api/v1/repos/acme/shop/tests?{bad}"),
+                &app.tokens.acme,
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "invalid_query"),
+            "{bad}: {body}"
+        );
+    }
+    let (_, detail) = app
+        .get_json("/api/v1/repos/acme/shop", &app.tokens.acme)
+        .await;
+    assert_eq!(detail["full_name"], "acme/shop");
+    assert_eq!(detail["tests"]["total"], 45);
+    assert_eq!(detail["latest_run"]["workflow_run_id"], "r1");
+}
+
+async fn test_and_run_details(app: &TestApp) {
+    for i in 0..3 {
+        let outcome = if i == 1 { "fail" } else { "pass" };
+        let xml = junit(&[
+            ("shop.Pay", "refund", outcome),
+            ("shop.Pay", "charge", "pass"),
+        ]);
+        let (status, _) = app
+            .ingest(
+                &format!("repo=acme/shop&run_id={i}&started_at=2026-11-2{i}T10:00:00Z"),
+                &app.tokens.acme,
+                &xml,
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (_, tests) = app
+        .get_json("/api/v1/repos/acme/shop/tests?q=refund", &app.tokens.acme)
+        .await;
+    let id = tests["items"][0]["id"].as_i64().unwrap();
+    let (status, test) = app
+        .get_json(
+            &format!("/api/v1/repos/acme/shop/tests/{id}"),
+            &app.tokens.acme,
+        )
+        .await;
+    assert_eq!(status, 200, "{test}");
+    assert_eq!(test["name"], "refund");
+    let executions = test["recent_executions"].as_array().unwrap();
+    assert_eq!(executions.len(), 3);
+    assert_eq!(executions[0]["workflow_run_id"], "2", "newest first");
+    assert_eq!(executions[1]["outcome"], "failed");
+    assert_eq!(executions[1]["message"], "expected 200, got 503");
+    assert_eq!(test["signatures"].as_array().unwrap().len(), 1);
+    assert_eq!(test["signatures"][0]["count"], 1);
+    assert!(test["evidence"].is_array());
+    assert_eq!(test["executions"], 3);
+    assert_eq!(test["failures"], 1);
+    let (status, _) = app
+        .get_json("/api/v1/repos/acme/shop/tests/999999", &app.tokens.acme)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get_json("/api/v1/repos/acme/shop/tests/abc", &app.tokens.acme)
+        .await;
+    assert_eq!(status, 404);
+
+    let (_, runs) = app
+        .get_json(
+            "/api/v1/repos/acme/shop/runs?per_page=1&page=2",
+            &app.tokens.acme,
+        )
+        .await;
+    assert_eq!(runs["total"], 3);
+    let run = runs["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(runs["items"][0]["workflow_run_id"], "1");
+    assert_eq!(runs["items"][0]["failed"], 1);
+    let (status, detail) = app
+        .get_json(
+            &format!("/api/v1/repos/acme/shop/runs/{run}"),
+            &app.tokens.acme,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["failures"].as_array().unwrap().len(), 1);
+    assert_eq!(detail["failures"][0]["outcome"], "failed");
+    assert!(
+        detail["failures"][0]["key"]
+            .as_str()
+            .unwrap()
+            .contains("refund")
+    );
+}
+
+async fn openapi_and_swagger_ui(app: &TestApp) {
+    let doc: Value = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    for path in [
+        "/health",
+        "/api/v1/ingest",
+        "/api/v1/repos",
+        "/api/v1/repos/{owner}/{repo}/tests",
+        "/api/v1/repos/{owner}/{repo}/tests/{test_id}",
+        "/api/v1/repos/{owner}/{repo}/runs/{run_id}",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let page = app
+        .http
+        .get(app.url("/documentation/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger"), "{html}");
+    assert!(!html.contains("cdn."), "nothing from a CDN");
+    let js = app
+        .http
+        .get(app.url("/documentation/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200, "Swagger UI is served from the binary");
+}

@@ -1,0 +1,16 @@
+//! FlakeGuard's use cases, between the HTTP/CLI surfaces and the storage port: reading the
+//! settings, turning uploaded reports into a stored run, rescoring a repository, API tokens.
+//!
+//! Nothing here knows HTTP; everything takes an `&dyn Store`.
+#![forbid(unsafe_code)]
+
+pub mod ingest;
+pub mod rescore;
+pub mod settings;
+pub mod tokens;
+
+pub use ingest::{
+    FailureStatus, FailureVerdict, IngestError, IngestResult, ReportFile, RunMeta, ingest_reports,
+};
+pub use rescore::{Rescored, derived_state, rescore};
+pub use settings::{Environment, LogLevel, Secret, Settings, SettingsError};
