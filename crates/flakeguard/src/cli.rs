@@ -38,11 +38,88 @@ pub(crate) enum Command {
         after_help = "Idempotent: running it again creates nothing and issues no second token.\nThe database is chosen as for `migrate` (DATABASE_URL). SQLite is migrated automatically;\nPostgreSQL must be migrated first with `flakeguard migrate deploy`.\n\nExamples:\n  flakeguard seed --org acme --admin-email ops@acme.test --repo acme/shop\n  FLAKEGUARD_SEED_ORG=acme flakeguard seed"
     )]
     Seed(SeedArgs),
+    /// Run FlakeGuard: the API, the worker's health and the web role, on the embedded SQLite
+    /// database unless DATABASE_URL says otherwise.
+    #[command(
+        after_help = "Settings come from the environment, a .env file in the working directory, <NAME>_FILE\nvariables and /run/secrets/<name> (see README.md). With no configuration at all:\n  API     http://0.0.0.0:3000   (PORT, HOST)   /health, /health/ready, /api/v1/…, /documentation\n  worker  http://0.0.0.0:3001   (WORKER_PORT)  /health\n  web     http://0.0.0.0:3002   (WEB_PORT)     /health\nSIGTERM or Ctrl-C drains in-flight requests (up to 30 s) and exits 0.\n\nExamples:\n  flakeguard serve\n  NODE_ENV=production DATABASE_URL=postgres://flakeguard@db/flakeguard flakeguard serve --role api"
+    )]
+    Serve(ServeArgs),
+    /// Create, list and revoke API tokens.
+    #[command(
+        after_help = "Examples:\n  flakeguard token create --org acme --name ci --scopes ingest,read\n  flakeguard token create --org acme --name shop-ci --scopes ingest --repo acme/shop\n  flakeguard token list --org acme\n  flakeguard token revoke --org acme 7"
+    )]
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Recompute every test's status and probability from the stored history.
     #[command(
         after_help = "Examples:\n  flakeguard rescore --repo acme/shop\n  flakeguard rescore --repo acme/shop --policy .flakeguard.yml"
     )]
     Rescore(RescoreArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Role {
+    /// API, worker and web in one process.
+    All,
+    Api,
+    Worker,
+    Web,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Which role(s) this process runs.
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    pub(crate) role: Role,
+    /// Apply pending migrations at start-up. The default: yes on SQLite (nothing to forget on
+    /// a laptop), no on PostgreSQL (the runbook runs `flakeguard migrate deploy` first).
+    #[arg(long, overrides_with = "no_migrate")]
+    pub(crate) migrate: bool,
+    /// Never apply migrations at start-up; refuse to start when any is pending.
+    #[arg(long)]
+    pub(crate) no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Issue a token; its secret is printed once.
+    Create {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// What it may do: ingest, read, admin (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "ingest,read")]
+        scopes: Vec<String>,
+        /// Limit the token to one repository of the organization.
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: Option<String>,
+    },
+    /// List the organization's tokens (never their secrets).
+    List {
+        #[arg(long)]
+        org: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke {
+        #[arg(long)]
+        org: String,
+        /// The token's id, as `token list` shows it.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ListFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +161,10 @@ pub(crate) struct SeedArgs {
     /// A repository to create in the organization, as owner/name.
     #[arg(long, env = "FLAKEGUARD_SEED_REPO", value_name = "OWNER/NAME")]
     pub(crate) repo: Option<String>,
+    /// Let uploads create repositories of the organization on first use (tokens with the
+    /// ingest scope and no single-repository limit).
+    #[arg(long)]
+    pub(crate) create_repos_on_upload: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]

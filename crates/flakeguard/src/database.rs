@@ -2,10 +2,11 @@
 //! data directory (`FLAKEGUARD_DATA_DIR`, default `./data`); `postgres://` or `postgresql://`
 //! → PostgreSQL. No compile-time backend switch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use flakeguard_app::{Environment, Settings};
 use flakeguard_store::Store;
 use flakeguard_store_postgres::PostgresStore;
 use flakeguard_store_sqlite::SqliteStore;
@@ -18,16 +19,25 @@ pub(crate) enum Database {
 }
 
 impl Database {
-    /// Reads `DATABASE_URL` and `FLAKEGUARD_DATA_DIR`.
+    /// Reads `DATABASE_URL` and `FLAKEGUARD_DATA_DIR` as the server does: from the
+    /// environment, `<NAME>_FILE`, `/run/secrets` or `.env`.
     pub(crate) fn from_env() -> Result<Self> {
-        let url = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty());
-        let data_dir = std::env::var("FLAKEGUARD_DATA_DIR")
-            .ok()
+        let env =
+            Environment::from_process(Path::new(".env"), Some(PathBuf::from("/run/secrets")))?;
+        let url = env.get("DATABASE_URL")?;
+        let data_dir = env
+            .get("FLAKEGUARD_DATA_DIR")?
             .filter(|d| !d.trim().is_empty())
             .unwrap_or_else(|| "data".to_owned());
         Self::parse(url.as_deref(), &data_dir)
+    }
+
+    /// The database the server's settings name.
+    pub(crate) fn from_settings(settings: &Settings) -> Result<Self> {
+        Self::parse(
+            settings.database_url.as_ref().map(|u| u.expose()),
+            &settings.data_dir.to_string_lossy(),
+        )
     }
 
     pub(crate) fn parse(url: Option<&str>, data_dir: &str) -> Result<Self> {

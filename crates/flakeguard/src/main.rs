@@ -13,7 +13,7 @@ mod history;
 mod progress;
 mod record;
 mod report;
-mod tokens;
+mod telemetry;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         cli::Command::Migrate { command } => commands::migrate::run(&command),
         cli::Command::Seed(args) => commands::seed::run(&args),
         cli::Command::Rescore(args) => commands::rescore::run(&args),
+        cli::Command::Serve(args) => commands::serve::run(&args),
+        cli::Command::Token { command } => commands::token::run(&command),
     };
     match result {
         Ok(code) => code,

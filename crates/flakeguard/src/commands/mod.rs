@@ -4,4 +4,6 @@ pub(crate) mod analyze;
 pub(crate) mod migrate;
 pub(crate) mod rescore;
 pub(crate) mod seed;
+pub(crate) mod serve;
+pub(crate) mod token;
 pub(crate) mod validate;

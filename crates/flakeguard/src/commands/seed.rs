@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::cli::SeedArgs;
 use crate::database::Database;
-use crate::tokens;
+use flakeguard_app::tokens;
 
 /// The name of the token `seed` issues; its presence is how a second run knows to skip it.
 const SEED_TOKEN_NAME: &str = "admin (issued by seed)";
@@ -49,6 +49,10 @@ pub(crate) fn run(args: &SeedArgs) -> Result<ExitCode> {
             .ensure_membership(org.id, user.id, Role::Admin)
             .await?;
         report("organization", &org.slug, org_created);
+        if args.create_repos_on_upload && !org.creates_repositories {
+            store.set_repository_creation(org.id, true).await?;
+            println!("uploads may now create repositories of {}", org.slug);
+        }
         report("admin user", &user.email, user_created);
         if member_added {
             println!("added {} to {} as admin", user.email, org.slug);
@@ -65,7 +69,8 @@ pub(crate) fn run(args: &SeedArgs) -> Result<ExitCode> {
         if has_seed_token {
             println!("admin token already issued (create more with `flakeguard token create`)");
         } else {
-            let secret = tokens::generate()?;
+            let secret =
+                tokens::generate().context("the operating system's random source failed")?;
             store
                 .create_token(&NewToken {
                     org: org.id,

@@ -1,0 +1,407 @@
+//! `flakeguard serve` as a process: zero configuration, the runbook's variables and their
+//! one-line errors, `.env`, SIGTERM draining an in-flight upload; and `flakeguard token`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const API_KEY: &str = "operator-key-0123456789";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The binary with a clean environment (no DATABASE_URL, no runbook variables from the
+/// machine), run in `dir`.
+fn command(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flakeguard"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .args(args);
+    cmd
+}
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    command(dir, env, args).output().expect("flakeguard runs")
+}
+
+/// A running server and the addresses it printed.
+struct Server {
+    child: Option<Child>,
+    api: String,
+    worker: String,
+    web: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut env = env.to_vec();
+        env.extend([
+            ("PORT", "0"),
+            ("WORKER_PORT", "0"),
+            ("WEB_PORT", "0"),
+            ("HOST", "127.0.0.1"),
+        ]);
+        let mut child = command(dir, &env, &["serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut api, mut worker, mut web) = (None, None, None);
+        while api.is_none() || worker.is_none() || web.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the server prints where it listens");
+            let addr = || {
+                line.split("http://")
+                    .nth(1)
+                    .map(|a| a.split_whitespace().next().unwrap_or("").to_owned())
+            };
+            if line.contains("api listening on") {
+                api = addr();
+            } else if line.contains("worker listening on") {
+                worker = addr();
+            } else if line.contains("web listening on") {
+                web = addr();
+            }
+        }
+        Server {
+            child: Some(child),
+            api: api.unwrap(),
+            worker: worker.unwrap(),
+            web: web.unwrap(),
+            lines: rx,
+        }
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.as_ref().unwrap().id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> (Option<i32>, Vec<String>) {
+        let (tx, rx) = mpsc::channel();
+        let mut child = self.child.take().unwrap();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server exits after SIGTERM")
+            .unwrap();
+        let lines = self.lines.try_iter().collect();
+        (status.code(), lines)
+    }
+}
+
+impl Drop for Server {
+    /// A failed test must not leave a server running.
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A bare HTTP/1.1 exchange (so a request can be left half-sent).
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+#[test]
+fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
+    let dir = scratch("serve-zero-config");
+    let server = Server::start(&dir, &[("API_KEY", API_KEY)]);
+    assert!(
+        dir.join("data/flakeguard.db").exists(),
+        "SQLite in ./data by default"
+    );
+
+    let (status, body) = get(&server.api, "/health");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"status\":\"ok\"") && body.contains("\"timestamp\":\""),
+        "{body}"
+    );
+    let (status, body) = get(&server.api, "/health/ready");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&server.worker, "/health");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "{\"status\":\"ok\",\"queues\":[]}")
+    );
+    let (status, body) = get(&server.web, "/health");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+
+    // An upload is half-sent when SIGTERM arrives: it is still answered, then the server exits 0.
+    let xml = "<testsuite name=\"s\"><testcase classname=\"c\" name=\"t\"/></testsuite>";
+    let mut stream = TcpStream::connect(&server.api).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/ingest?repo=local/app&run_id=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        xml.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&xml.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&xml.as_bytes()[10..]).unwrap();
+    let (status, body) = read_response(&mut stream);
+    assert_eq!(status, 201, "the in-flight request completes: {body}");
+    let api = server.api.clone();
+    let (code, lines) = server.wait();
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("shutdown requested")),
+        "{lines:?}"
+    );
+    assert!(
+        TcpStream::connect(&api).is_err(),
+        "nothing listens once stopped"
+    );
+}
+
+#[test]
+fn bad_settings_fail_with_one_line_naming_the_variable() {
+    let dir = scratch("serve-bad-settings");
+    for (env, expected) in [
+        (
+            vec![("PORT", "eighty")],
+            "invalid PORT=\"eighty\": expected a port number from 0 to 65535",
+        ),
+        (
+            vec![("LOG_LEVEL", "chatty")],
+            "invalid LOG_LEVEL=\"chatty\"",
+        ),
+        (
+            vec![("RATE_LIMIT_WINDOW_MS", "soon")],
+            "invalid RATE_LIMIT_WINDOW_MS=\"soon\"",
+        ),
+        (
+            vec![("DATABASE_URL", "mysql://db/x")],
+            "DATABASE_URL: expected postgres://",
+        ),
+        (
+            vec![("NODE_ENV", "production")],
+            "JWT_SECRET is required in production",
+        ),
+        (
+            vec![
+                ("NODE_ENV", "production"),
+                ("JWT_SECRET", "changeme-changeme-changeme-changeme!"),
+                ("API_KEY", API_KEY),
+            ],
+            "JWT_SECRET looks like a placeholder",
+        ),
+        (
+            vec![
+                ("NODE_ENV", "production"),
+                ("JWT_SECRET", "Xk29dL0qP8vB3nM5wZ7cR1tY6uH4jG2s"),
+                ("API_KEY", "short-key"),
+            ],
+            "API_KEY is too short",
+        ),
+    ] {
+        let out = run(&dir, &env, &["serve"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {expected}")),
+            "{env:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn dotenv_and_file_secrets_are_read() {
+    let dir = scratch("serve-dotenv");
+    std::fs::write(dir.join(".env"), "# local settings\nPORT=not-a-port\n").unwrap();
+    let out = run(&dir, &[], &["serve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid PORT=\"not-a-port\""),
+        "the .env file is read: {stderr}"
+    );
+    // The process environment wins over .env.
+    std::fs::write(dir.join("key"), format!("{API_KEY}\n")).unwrap();
+    let key_file = dir.join("key");
+    let server = Server::start(&dir, &[("API_KEY_FILE", key_file.to_str().unwrap())]);
+    let (status, body) = http(
+        &server.api,
+        &format!(
+            "GET /api/v1/repos HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200, "API_KEY_FILE holds the operator key: {body}");
+    server.terminate();
+    assert_eq!(server.wait().0, Some(0));
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let dir = scratch("token-commands");
+    let out = run(&dir, &[], &["seed", "--org", "acme", "--repo", "acme/shop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(
+        &dir,
+        &[],
+        &[
+            "token",
+            "create",
+            "--org",
+            "acme",
+            "--name",
+            "ci",
+            "--scopes",
+            "ingest",
+            "--repo",
+            "acme/shop",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        secret.starts_with("fgt_") && secret.len() == 44,
+        "only the secret on stdout: {secret}"
+    );
+
+    let out = run(
+        &dir,
+        &[],
+        &["token", "list", "--org", "acme", "--format", "json"],
+    );
+    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ci = listed
+        .iter()
+        .find(|t| t["name"] == "ci")
+        .expect("the new token is listed");
+    assert_eq!(ci["scopes"], serde_json::json!(["ingest"]));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&secret[4..]),
+        "secrets are never listed"
+    );
+    let id = ci["id"].as_i64().unwrap().to_string();
+
+    // The token works against a server on the same database, and stops working once revoked.
+    let server = Server::start(&dir, &[]);
+    let ingest = |token: &str| {
+        let xml = "<testsuite name=\"s\"><testcase name=\"t\"/></testsuite>";
+        http(
+            &server.api,
+            &format!(
+                "POST /api/v1/ingest?repo=acme/shop HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            ),
+        )
+    };
+    assert_eq!(ingest(&secret).0, 201);
+    let out = run(&dir, &[], &["token", "revoke", "--org", "acme", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ingest(&secret).0, 401);
+    server.terminate();
+    assert_eq!(server.wait().0, Some(0));
+
+    let out = run(&dir, &[], &["token", "revoke", "--org", "acme", &id]);
+    assert_eq!(out.status.code(), Some(1), "revoking twice fails");
+    for (args, expected) in [
+        (
+            vec!["token", "create", "--org", "nope", "--name", "x"],
+            "organization \"nope\" not found",
+        ),
+        (
+            vec![
+                "token", "create", "--org", "acme", "--name", "x", "--scopes", "write",
+            ],
+            "--scopes: unknown scope \"write\"",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "--org",
+                "acme",
+                "--name",
+                "x",
+                "--repo",
+                "other/repo",
+            ],
+            "--repo: repository other/repo not found",
+        ),
+    ] {
+        let out = run(&dir, &[], &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
