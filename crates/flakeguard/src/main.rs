@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         cli::Command::Migrate { command } => commands::migrate::run(&command),
         cli::Command::Seed(args) => commands::seed::run(&args),
         cli::Command::Rescore(args) => commands::rescore::run(&args),
+        cli::Command::Upload(args) => commands::upload::run(&args),
     };
     match result {
         Ok(code) => code,

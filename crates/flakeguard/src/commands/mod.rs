@@ -4,4 +4,5 @@ pub(crate) mod analyze;
 pub(crate) mod migrate;
 pub(crate) mod rescore;
 pub(crate) mod seed;
+pub(crate) mod upload;
 pub(crate) mod validate;
