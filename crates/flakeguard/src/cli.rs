@@ -57,6 +57,89 @@ pub(crate) enum Command {
         after_help = "Examples:\n  flakeguard rescore --repo acme/shop\n  flakeguard rescore --repo acme/shop --policy .flakeguard.yml"
     )]
     Rescore(RescoreArgs),
+    /// Send one CI run's test reports to a FlakeGuard server.
+    #[command(
+        after_help = "Each PATH is a report file, a directory (every *.xml below it) or a quoted glob pattern\n(`*`, `?`, `[…]`, `**`). All files go in one request: they are one run's reports.\n\nMissing flags are taken from the environment: FLAKEGUARD_SERVER, FLAKEGUARD_TOKEN and, on\nGitHub Actions, GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_HEAD_REF or GITHUB_REF_NAME, GITHUB_REF\n(refs/pull/N/merge), GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT and GITHUB_JOB. Flags win.\n\nExamples:\n  flakeguard upload --server https://flakeguard.example.com target/nextest/ci/junit.xml\n  flakeguard upload --repo acme/shop --commit \"$(git rev-parse HEAD)\" 'reports/**/*.xml'\n\nExit status: 0 when the server stored the run (or already had it), 1 when it refused it or\ncould not be reached, 2 on usage errors."
+    )]
+    Upload(UploadArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum UploadFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    /// The FlakeGuard server's base URL [env: FLAKEGUARD_SERVER].
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// An API token with the ingest scope [env: FLAKEGUARD_TOKEN].
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: Option<Secret>,
+    /// The repository, as owner/name [env: GITHUB_REPOSITORY].
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub(crate) repo: Option<String>,
+    /// The commit the tests ran on [env: GITHUB_SHA].
+    #[arg(long, value_name = "SHA")]
+    pub(crate) commit: Option<String>,
+    /// The branch [env: GITHUB_HEAD_REF, else GITHUB_REF_NAME].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) branch: Option<String>,
+    /// The CI run's id; re-runs of one run share it [env: GITHUB_RUN_ID].
+    #[arg(long, value_name = "ID")]
+    pub(crate) run_id: Option<String>,
+    /// Which attempt of the run this is, from 1 [env: GITHUB_RUN_ATTEMPT].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) attempt: Option<u32>,
+    /// The CI job's name [env: GITHUB_JOB].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) job: Option<String>,
+    /// The pull request's number [env: GITHUB_REF when it is refs/pull/N/merge].
+    #[arg(long, value_name = "N")]
+    pub(crate) pr: Option<u64>,
+    /// How many times to retry after a failed attempt (5xx, 429, no connection, timeout).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) retries: u32,
+    /// Give up on an attempt after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: u64,
+    /// The first retry's delay in milliseconds; each later one doubles it (tests shorten it).
+    #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
+    pub(crate) backoff_ms: u64,
+    /// Output format: a readable summary, or the server's JSON answer.
+    #[arg(long, value_enum, default_value_t = UploadFormat::Text)]
+    pub(crate) format: UploadFormat,
+    /// Report files, directories searched recursively for `*.xml`, or glob patterns.
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+}
+
+/// A secret from the command line or the environment: usable, never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn new(secret: String) -> Self {
+        Secret(secret)
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Self {
+        Secret(secret)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

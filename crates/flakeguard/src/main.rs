@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         cli::Command::Rescore(args) => commands::rescore::run(&args),
         cli::Command::Serve(args) => commands::serve::run(&args),
         cli::Command::Token { command } => commands::token::run(&command),
+        cli::Command::Upload(args) => commands::upload::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -6,4 +6,5 @@ pub(crate) mod rescore;
 pub(crate) mod seed;
 pub(crate) mod serve;
 pub(crate) mod token;
+pub(crate) mod upload;
 pub(crate) mod validate;
