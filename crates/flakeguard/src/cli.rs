@@ -35,7 +35,7 @@ pub(crate) enum Command {
     },
     /// Create the organization, its admin and a repository; print a one-time admin API token.
     #[command(
-        after_help = "Idempotent: running it again creates nothing and issues no second token.\nThe database is chosen as for `migrate` (DATABASE_URL). SQLite is migrated automatically;\nPostgreSQL must be migrated first with `flakeguard migrate deploy`.\n\nExamples:\n  flakeguard seed --org acme --admin-email ops@acme.test --repo acme/shop\n  FLAKEGUARD_SEED_ORG=acme flakeguard seed"
+        after_help = "Idempotent: running it again creates nothing and issues no second token.\nThe database is chosen as for `migrate` (DATABASE_URL). SQLite is migrated automatically;\nPostgreSQL must be migrated first with `flakeguard migrate deploy`.\n\nExamples:\n  flakeguard seed --org acme --admin-email ops@acme.test --repo acme/shop\n  FLAKEGUARD_SEED_ORG=acme flakeguard seed\n  flakeguard seed --demo"
     )]
     Seed(SeedArgs),
     /// Run FlakeGuard: the API, the worker's health and the web role, on the embedded SQLite
@@ -248,6 +248,10 @@ pub(crate) struct SeedArgs {
     /// ingest scope and no single-repository limit).
     #[arg(long)]
     pub(crate) create_repos_on_upload: bool,
+    /// Also load a demo history: three repositories of the organization `demo` with 90 days
+    /// of runs ending now, flaky, broken and quarantined tests; prints a token that reads it.
+    #[arg(long)]
+    pub(crate) demo: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]

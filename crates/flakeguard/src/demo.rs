@@ -847,6 +847,8 @@ struct TestSpec {
     added_day: Option<i64>,
     /// Deleted by the change of this day.
     removed_day: Option<i64>,
+    /// The verdict the scoring core should reach (checked by this module's tests only).
+    #[cfg_attr(not(test), allow(dead_code))]
     expect: Option<Expect>,
     quarantine: Option<QuarantineSpec>,
 }

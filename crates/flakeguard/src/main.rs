@@ -8,9 +8,6 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod database;
-// The demo history of `seed --demo`; the lead wires it into the command, until then only its
-// tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
 mod demo;
 mod files;
 mod history;
