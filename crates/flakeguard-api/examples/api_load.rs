@@ -136,6 +136,14 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
 
 #[tokio::main]
 async fn main() {
+    // The server's "ingested" log lines say where each upload's time went.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "flakeguard_api=info,warn",
+        ))
+        .with_target(false)
+        .with_ansi(false)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let dir = std::env::temp_dir().join(format!("fg-api-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

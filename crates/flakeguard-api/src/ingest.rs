@@ -121,6 +121,10 @@ pub(crate) async fn ingest(
         created = result.created,
         testcases = result.testcases,
         failed = result.failed,
+        parse_ms = result.timings.parse.as_millis() as u64,
+        store_ms = result.timings.store.as_millis() as u64,
+        classify_ms = result.timings.classify.as_millis() as u64,
+        rescore_ms = result.timings.rescore.as_millis() as u64,
         "ingested"
     );
     let status = if result.created {

@@ -86,6 +86,17 @@ pub struct IngestResult {
     /// The failures with their meaning, at most [`FAILURES_LISTED`].
     pub failures: Vec<FailureVerdict>,
     pub failures_truncated: bool,
+    /// Where the time went (for the request log).
+    pub timings: Timings,
+}
+
+/// How long each stage of an ingest took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub parse: std::time::Duration,
+    pub store: std::time::Duration,
+    pub classify: std::time::Duration,
+    pub rescore: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +131,11 @@ pub async fn ingest_reports(
     if files.is_empty() {
         return Err(IngestError::NoReports);
     }
+    let mut timings = Timings::default();
+    let clock = std::time::Instant::now();
     let rows = read_rows(files)?;
     let digest = digest(files);
+    timings.parse = clock.elapsed();
     let run = NewRun {
         commit: meta.commit.clone(),
         branch: meta.branch.clone(),
@@ -137,9 +151,12 @@ pub async fn ingest_reports(
         received_at: now,
         report_digest: digest,
     };
+    let clock = std::time::Instant::now();
     let ingested = store
         .ingest(repo.id, &run, &rows.tests, &rows.executions)
         .await?;
+    timings.store = clock.elapsed();
+    let clock = std::time::Instant::now();
 
     // Failed tests' ids: from the ingest when new, from the stored run when a repeat.
     let failing: Vec<&TestKey> = rows
@@ -193,8 +210,11 @@ pub async fn ingest_reports(
     let failures_truncated = failures.len() > FAILURES_LISTED;
     failures.truncate(FAILURES_LISTED);
 
+    timings.classify = clock.elapsed();
     if ingested.created {
+        let clock = std::time::Instant::now();
         rescore(store, repo.id, policy, now).await?;
+        timings.rescore = clock.elapsed();
     }
     Ok(IngestResult {
         run: ingested.run,
@@ -203,6 +223,7 @@ pub async fn ingest_reports(
         failed: failing.len() as u64,
         failures,
         failures_truncated,
+        timings,
     })
 }
 
