@@ -806,3 +806,62 @@ async fn openapi_and_swagger_ui(app: &TestApp) {
         .unwrap();
     assert_eq!(js.status(), 200, "Swagger UI is served from the binary");
 }
+
+/// When the database goes away, readiness says so (503 with the reason) and the API answers 503
+/// rather than hanging; liveness still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_a_lost_database() {
+    let app = TestApp::start(Backend::Postgres).await;
+    assert_eq!(
+        app.http
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.drop_database().await;
+    let started = std::time::Instant::now();
+    let r = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("database (postgres)"),
+        "{body}"
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = app.get("/api/v1/repos", &app.tokens.acme).await;
+    assert_eq!(
+        r.status(),
+        503,
+        "a token cannot be checked without the database"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "answers, does not hang"
+    );
+    app.finish().await;
+}

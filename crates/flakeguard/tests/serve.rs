@@ -71,9 +71,11 @@ impl Server {
                 .recv_timeout(Duration::from_secs(60))
                 .expect("the server prints where it listens");
             let addr = || {
-                line.split("http://")
-                    .nth(1)
-                    .map(|a| a.split_whitespace().next().unwrap_or("").to_owned())
+                line.split("http://").nth(1).map(|a| {
+                    a.chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect::<String>()
+                })
             };
             if line.contains("api listening on") {
                 api = addr();
@@ -404,4 +406,39 @@ fn tokens_are_created_listed_and_revoked() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn production_mode_logs_json_lines() {
+    let dir = scratch("serve-production-logs");
+    let server = Server::start(
+        &dir,
+        &[
+            ("NODE_ENV", "production"),
+            ("JWT_SECRET", "Xk29dL0qP8vB3nM5wZ7cR1tY6uH4jG2s"),
+            ("API_KEY", API_KEY),
+            ("LOG_LEVEL", "info"),
+        ],
+    );
+    let (status, _) = get(&server.api, "/health");
+    assert_eq!(status, 200);
+    server.terminate();
+    let (code, lines) = server.wait();
+    assert_eq!(code, Some(0));
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    // Each request is logged once, inside its span, with the request id.
+    let answered: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("\"answered\""))
+        .collect();
+    assert_eq!(answered.len(), 1, "{lines:?}");
+    assert!(answered[0].contains("\"request_id\""), "{}", answered[0]);
 }

@@ -219,6 +219,14 @@ impl TestApp {
         (status, response.json().await.unwrap())
     }
 
+    /// Drops the PostgreSQL database under the running server (outage tests).
+    pub async fn drop_database(&self) {
+        let Cleanup::Database(name) = &self.cleanup else {
+            panic!("drop_database is for PostgreSQL apps");
+        };
+        pg_admin(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+    }
+
     /// Stops the server (draining) and removes its database.
     pub async fn finish(mut self) {
         if let Some(tx) = self.shutdown.take() {
