@@ -442,3 +442,69 @@ fn production_mode_logs_json_lines() {
     assert_eq!(answered.len(), 1, "{lines:?}");
     assert!(answered[0].contains("\"request_id\""), "{}", answered[0]);
 }
+
+/// `flakeguard upload` against the real server: one run from a folder of real reports, stored
+/// once however often it is sent, readable through the API.
+#[test]
+fn upload_reaches_a_real_server_once() {
+    let dir = scratch("upload-e2e");
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/junit");
+    for name in [
+        "jest/dorny-test-reporter__jest-junit.xml",
+        "nextest/nextest__fixture-project-junit.xml",
+    ] {
+        let from = fixtures.join(name);
+        let to = reports.join(from.file_name().unwrap());
+        std::fs::write(&to, std::fs::read(&from).unwrap()).unwrap();
+    }
+    let out = run(&dir, &[], &["seed", "--org", "acme", "--repo", "acme/shop"]);
+    assert!(out.status.success());
+    let out = run(
+        &dir,
+        &[],
+        &["token", "create", "--org", "acme", "--name", "ci"],
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let server = Server::start(&dir, &[]);
+    let url = format!("http://{}", server.api);
+    let upload = || {
+        run(
+            &dir,
+            &[
+                ("FLAKEGUARD_TOKEN", token.as_str()),
+                ("GITHUB_REPOSITORY", "acme/shop"),
+                ("GITHUB_SHA", "0123456789abcdef"),
+                ("GITHUB_RUN_ID", "4242"),
+            ],
+            &["upload", "--server", &url, "reports"],
+        )
+    };
+    let first = upload();
+    let text = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(text.starts_with("uploaded 2 reports"), "{text}");
+    assert!(text.contains("to acme/shop: run "), "{text}");
+    let second = upload();
+    let again = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(second.status.success(), "{again}");
+    assert!(again.contains("(already stored)"), "{again}");
+    let (status, body) = http(
+        &server.api,
+        &format!(
+            "GET /api/v1/repos/acme/shop/runs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200);
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(runs["total"], 1, "{body}");
+    assert_eq!(runs["items"][0]["workflow_run_id"], "4242");
+    assert_eq!(runs["items"][0]["commit"], "0123456789abcdef");
+    server.terminate();
+    assert_eq!(server.wait().0, Some(0));
+}
