@@ -1,11 +1,11 @@
 //! `flakeguard seed`: the organization, its admin user and (optionally) a repository, plus a
 //! one-time admin API token. Idempotent: a second run creates nothing and issues no token.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use std::collections::HashMap;
-
+use flakeguard_app::tokens;
 use flakeguard_core::{Policy, TestKey};
 use flakeguard_store::{
     NewQuarantine, NewToken, QuarantineState, RepoSlug, Role, Scope, Store, StoreError, TestCaseId,
@@ -15,7 +15,6 @@ use time::{Duration, OffsetDateTime};
 
 use crate::cli::SeedArgs;
 use crate::database::Database;
-use flakeguard_app::tokens;
 
 /// The name of the token `seed` issues; its presence is how a second run knows to skip it.
 const SEED_TOKEN_NAME: &str = "admin (issued by seed)";
@@ -169,7 +168,9 @@ async fn demo(store: &dyn Store, admin: UserId) -> Result<()> {
         .iter()
         .any(|t| t.name == DEMO_TOKEN_NAME && t.revoked_at.is_none());
     if has_token {
-        println!("demo token already issued (create more with `flakeguard token create --org demo`)");
+        println!(
+            "demo token already issued (create more with `flakeguard token create --org demo`)"
+        );
     } else {
         let secret = tokens::generate().context("the operating system's random source failed")?;
         store
