@@ -85,6 +85,32 @@ impl Database {
     }
 }
 
+/// Applies pending migrations when `apply` says so for this database (`None`: only the
+/// embedded SQLite database migrates itself, as there is no operator step to forget);
+/// otherwise refuses with the command that applies them. Returns how many were applied.
+pub(crate) async fn ensure_migrated(
+    database: &Database,
+    store: &dyn Store,
+    apply: Option<bool>,
+) -> Result<usize> {
+    let pending = store
+        .migration_status()
+        .await?
+        .iter()
+        .filter(|m| m.is_pending())
+        .count();
+    if pending == 0 {
+        return Ok(0);
+    }
+    if !apply.unwrap_or(matches!(database, Database::Sqlite(_))) {
+        bail!(
+            "{pending} migration(s) pending on {}: run `flakeguard migrate deploy` first",
+            database.describe()
+        );
+    }
+    Ok(store.migrate().await.context("migrations failed")?.len())
+}
+
 /// Opens the configured store on a small runtime and runs `work` with it: what every
 /// database command does.
 pub(crate) fn with_store<T>(

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use flakeguard_app::tokens;
 use flakeguard_core::{Policy, TestKey};
 use flakeguard_store::{
@@ -14,7 +14,6 @@ use flakeguard_store::{
 use time::{Duration, OffsetDateTime};
 
 use crate::cli::SeedArgs;
-use crate::database::Database;
 
 /// The name of the token `seed` issues; its presence is how a second run knows to skip it.
 const SEED_TOKEN_NAME: &str = "admin (issued by seed)";
@@ -28,24 +27,7 @@ pub(crate) fn run(args: &SeedArgs) -> Result<ExitCode> {
         None => None,
     };
     crate::database::with_store(async |database, store| {
-        let pending = store
-            .migration_status()
-            .await?
-            .iter()
-            .filter(|m| m.is_pending())
-            .count();
-        if pending > 0 {
-            match database {
-                // The embedded database migrates itself: there is no operator step to forget.
-                Database::Sqlite(_) => {
-                    store.migrate().await.context("migrations failed")?;
-                }
-                Database::Postgres(_) => bail!(
-                    "{pending} migration(s) pending on {}: run `flakeguard migrate deploy` first",
-                    database.describe()
-                ),
-            }
-        }
+        crate::database::ensure_migrated(database, &*store, None).await?;
         let (org, org_created) = store.ensure_organization(&args.org, &args.org_name).await?;
         let (user, user_created) = store
             .ensure_user(&args.admin_email, &args.admin_name)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use flakeguard_api::{AppState, Listeners};
 use flakeguard_app::{Environment, Settings};
 use tokio::net::TcpListener;
@@ -30,22 +30,14 @@ async fn serve(args: &ServeArgs, settings: Settings, database: Database) -> Resu
         .open()
         .await
         .with_context(|| format!("cannot open {}", database.describe()))?;
-    let pending = store
-        .migration_status()
-        .await?
-        .iter()
-        .filter(|m| m.is_pending())
-        .count();
-    if pending > 0 {
-        let migrate = args.migrate || (!args.no_migrate && matches!(database, Database::Sqlite(_)));
-        if !migrate {
-            bail!(
-                "{pending} migration(s) pending on {}: run `flakeguard migrate deploy` (or start with --migrate)",
-                database.describe()
-            );
-        }
-        let applied = store.migrate().await.context("migrations failed")?;
-        tracing::info!(count = applied.len(), "applied pending migrations");
+    let apply = match (args.migrate, args.no_migrate) {
+        (true, _) => Some(true),
+        (false, true) => Some(false),
+        (false, false) => None,
+    };
+    let applied = crate::database::ensure_migrated(&database, &*store, apply).await?;
+    if applied > 0 {
+        tracing::info!(count = applied, "applied pending migrations");
     }
     tracing::info!(
         database = %database.describe(),
