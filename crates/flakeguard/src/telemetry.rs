@@ -1,6 +1,8 @@
 //! Logging: JSON lines in production, readable lines otherwise, at `LOG_LEVEL` (`RUST_LOG`
 //! overrides it for debugging).
 
+use std::io::IsTerminal;
+
 use flakeguard_app::Settings;
 use tracing_subscriber::EnvFilter;
 
@@ -23,7 +25,11 @@ pub(crate) fn init(settings: &Settings) {
             .with_span_list(false)
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        // Colours only for people: files and log collectors get plain text.
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init()
     };
     // Already initialised (tests run several servers in one process): keep the first.
     drop(result);
