@@ -4,12 +4,17 @@
 //! the same tests (the test cases exist and only `last_seen_at` moves). Reported as
 //! results (executions) per second.
 //!
+//! The `small_*` benchmarks time single small runs (200 test cases, 205 executions), about
+//! one CI job, one after another in one database: their latency is dominated by round trips
+//! and the network stack, not by the rows.
+//!
 //! Needs the PostgreSQL server named by `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each sample gets a database of its own,
 //! created before and dropped after the timed part.
 //!
 //! `CARGO_TARGET_DIR=/work/target-postgres cargo bench -p flakeguard-store-postgres --bench ingest`
 
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +29,8 @@ use time::macros::datetime;
 use tokio::runtime::Runtime;
 
 const TESTS: usize = 100_000;
+/// Test cases in a small run.
+const SMALL: usize = 200;
 const T0: OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
 
 fn main() {
@@ -113,15 +120,17 @@ struct Report {
     executions: Vec<NewExecution>,
 }
 
-fn report() -> Report {
-    let tests = (0..TESTS)
+/// `count` test cases (named with `prefix`, so that reports with different prefixes share no
+/// test) and their executions.
+fn report(count: usize, prefix: &str) -> Report {
+    let tests = (0..count)
         .map(|i| {
             let module = i / 100;
             let file = format!("src/module_{module}/tests.rs");
             let name = if i % 20 == 0 {
-                format!("handles_case_{i}[param-{}]", i % 7)
+                format!("{prefix}handles_case_{i}[param-{}]", i % 7)
             } else {
-                format!("handles_case_{i}")
+                format!("{prefix}handles_case_{i}")
             };
             NewTestCase {
                 key: TestKey::from_parts(
@@ -134,8 +143,8 @@ fn report() -> Report {
             }
         })
         .collect();
-    let mut executions = Vec::with_capacity(TESTS + TESTS / 20);
-    for i in 0..TESTS {
+    let mut executions = Vec::with_capacity(count + count / 20);
+    for i in 0..count {
         let failed = i % 20 == 3; // 5%
         let skipped = i % 50 == 7; // 2%
         let outcome = if failed {
@@ -194,7 +203,7 @@ fn run(run_id: &str, minutes: i64) -> NewRun {
 #[divan::bench(sample_count = 20, sample_size = 1)]
 fn first_ingest_100k_testcases(bencher: Bencher) {
     let rt = runtime();
-    let report = report();
+    let report = report(TESTS, "");
     bencher
         .counter(ItemsCount::new(report.executions.len()))
         .with_inputs(|| rt.block_on(fresh_store()))
@@ -212,7 +221,7 @@ fn first_ingest_100k_testcases(bencher: Bencher) {
 #[divan::bench(sample_count = 20, sample_size = 1)]
 fn second_ingest_100k_testcases(bencher: Bencher) {
     let rt = runtime();
-    let report = report();
+    let report = report(TESTS, "");
     bencher
         .counter(ItemsCount::new(report.executions.len()))
         .with_inputs(|| {
@@ -239,7 +248,7 @@ fn second_ingest_100k_testcases(bencher: Bencher) {
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn load_history_10_runs(bencher: Bencher) {
     let rt = runtime();
-    let report = report();
+    let report = report(TESTS, "");
     let (store, repo) = rt.block_on(async {
         let (store, repo) = fresh_store().await;
         for i in 0..10 {
@@ -261,6 +270,67 @@ fn load_history_10_runs(bencher: Bencher) {
             let history = rt.block_on(store.load_history(repo, 50)).expect("load");
             assert_eq!(history.runs.len(), 10);
             history
+        });
+    rt.block_on(store.close());
+    rt.block_on(drop_created());
+}
+
+/// A small run whose tests the repository already knows (the usual case: one CI job after
+/// another).
+#[divan::bench(sample_count = 200, sample_size = 1)]
+fn small_ingest_200_known_testcases(bencher: Bencher) {
+    let rt = runtime();
+    let report = report(SMALL, "");
+    let (store, repo) = rt.block_on(async {
+        let (store, repo) = fresh_store().await;
+        store
+            .ingest(repo, &run("0", 0), &report.tests, &report.executions)
+            .await
+            .expect("first ingest");
+        (store, repo)
+    });
+    let next = Cell::new(1i64);
+    bencher
+        .counter(ItemsCount::new(report.executions.len()))
+        .with_inputs(|| {
+            let i = next.replace(next.get() + 1);
+            run(&i.to_string(), i)
+        })
+        .bench_local_refs(|run| {
+            let ingested = rt
+                .block_on(store.ingest(repo, run, &report.tests, &report.executions))
+                .expect("ingest");
+            assert!(ingested.created);
+        });
+    rt.block_on(store.close());
+    rt.block_on(drop_created());
+}
+
+/// A small run of tests the repository has never seen (in a repository that has others).
+#[divan::bench(sample_count = 200, sample_size = 1)]
+fn small_ingest_200_new_testcases(bencher: Bencher) {
+    let rt = runtime();
+    let (store, repo) = rt.block_on(async {
+        let (store, repo) = fresh_store().await;
+        let first = report(SMALL, "r0_");
+        store
+            .ingest(repo, &run("0", 0), &first.tests, &first.executions)
+            .await
+            .expect("first ingest");
+        (store, repo)
+    });
+    let next = Cell::new(1i64);
+    bencher
+        .counter(ItemsCount::new(report(SMALL, "").executions.len()))
+        .with_inputs(|| {
+            let i = next.replace(next.get() + 1);
+            (run(&i.to_string(), i), report(SMALL, &format!("r{i}_")))
+        })
+        .bench_local_refs(|(run, report)| {
+            let ingested = rt
+                .block_on(store.ingest(repo, run, &report.tests, &report.executions))
+                .expect("ingest");
+            assert!(ingested.created);
         });
     rt.block_on(store.close());
     rt.block_on(drop_created());

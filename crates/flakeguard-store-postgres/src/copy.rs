@@ -1,11 +1,24 @@
-//! An encoder for PostgreSQL's binary `COPY` format, used to stream executions into the
-//! database. Binary avoids every text-escaping question (tabs, newlines, backslashes, `\N`)
+//! An encoder for PostgreSQL's binary `COPY` format, used to stream large batches of test
+//! cases and executions into the database. Binary avoids every text-escaping question (tabs, newlines, backslashes, `\N`)
 //! and is the cheapest format for the server to parse.
 //!
 //! Layout (see the `COPY` reference, "Binary Format"): an 11-byte signature, a 32-bit flags
 //! field and a 32-bit header-extension length; then per row a 16-bit field count and per
 //! field a 32-bit length (-1 for NULL) followed by the value in the type's binary
 //! representation (big-endian integers, UTF-8 text); finally a 16-bit -1 trailer.
+
+use std::borrow::Cow;
+
+/// `value` as PostgreSQL can store it: text cannot hold NUL characters, so each one becomes
+/// U+FFFD (the caller documents this). Both ways of writing rows (binary `COPY` and the
+/// arrays of a single `INSERT`) pass their text through here, so they store the same.
+pub(crate) fn storable(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') {
+        Cow::Owned(value.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
 
 /// Builds `COPY … FROM STDIN (FORMAT binary)` data in a buffer the caller drains in chunks.
 #[derive(Debug)]
@@ -56,13 +69,9 @@ impl BinaryCopy {
         }
     }
 
-    /// A `text` value. PostgreSQL text cannot hold NUL characters, so each one becomes
-    /// U+FFFD (the caller documents this); the result must fit in 1 GiB, as any text value.
+    /// A `text` value, made [`storable`]; the result must fit in 1 GiB, as any text value.
     pub(crate) fn text(&mut self, value: &str) {
-        if value.contains('\0') {
-            let cleaned = value.replace('\0', "\u{fffd}");
-            return self.text(&cleaned);
-        }
+        let value = storable(value);
         let len = i32::try_from(value.len()).unwrap_or(i32::MAX);
         self.buf.extend_from_slice(&len.to_be_bytes());
         self.buf.extend_from_slice(value.as_bytes());
@@ -109,6 +118,8 @@ mod tests {
         copy.text("a\0b");
         copy.end();
         let bytes = copy.pending().to_vec();
+        assert!(matches!(storable("plain"), Cow::Borrowed("plain")));
+        assert_eq!(storable("\0a\0"), "\u{fffd}a\u{fffd}");
         let mut expected = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
         expected.extend_from_slice(&[0, 3]);
         expected.extend_from_slice(&[0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]);

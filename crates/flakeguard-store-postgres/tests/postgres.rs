@@ -1,6 +1,7 @@
 //! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, races
-//! between concurrent ingests, migrations and quarantines, COPY's handling of awkward text,
-//! text PostgreSQL cannot store, timestamp precision, and how connection failures are
+//! between concurrent ingests (through `COPY` and through `INSERT`s), migrations and
+//! quarantines, the same rows whichever way a batch is written, COPY's handling of awkward
+//! text, text PostgreSQL cannot store, timestamp precision, and how connection failures are
 //! reported.
 
 mod support;
@@ -130,27 +131,59 @@ async fn concurrent_migrations_apply_each_migration_once() {
     store.finish().await;
 }
 
+/// `tests(n)` named apart for each way of writing them.
+fn tests_of_way(n: usize, way: usize) -> Vec<NewTestCase> {
+    tests(n)
+        .into_iter()
+        .map(|mut t| {
+            t.key.name = format!("{} way {way}", t.key.name);
+            t
+        })
+        .collect()
+}
+
+/// Bulk thresholds that send every batch through `COPY`, and every one through `INSERT`s.
+const BOTH_WAYS: [usize; 2] = [0, usize::MAX];
+
+/// Two more stores on `store`'s database writing batches of more than `bulk_threshold` rows
+/// with `COPY`.
+async fn two_stores(store: &support::TestStore, bulk_threshold: usize) -> [PostgresStore; 2] {
+    let connect = || async {
+        PostgresStore::connect(store.url(), 2)
+            .await
+            .unwrap()
+            .with_bulk_threshold(bulk_threshold)
+    };
+    [connect().await, connect().await]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ingests_of_one_report_store_it_once() {
     let store = store().await;
     let repo = repo(&*store).await;
-    let other = PostgresStore::connect(store.url(), 2).await.unwrap();
-    let tests = tests(3_000);
-    let executions: Vec<NewExecution> = (0..tests.len()).map(passed).collect();
-    for round in 0..5 {
-        let report = run(&format!("race-{round}"), T0 + Duration::from_secs(round));
-        let (a, b) = tokio::join!(
-            store.ingest(repo, &report, &tests, &executions),
-            other.ingest(repo, &report, &tests, &executions)
-        );
-        let (a, b) = (a.unwrap(), b.unwrap());
-        assert_eq!(a.run, b.run, "round {round}");
-        assert!(
-            a.created ^ b.created,
-            "exactly one creates it (round {round})"
-        );
-        let loser = if a.created { &b } else { &a };
-        assert!(loser.test_ids.is_empty());
+    for (way, threshold) in BOTH_WAYS.into_iter().enumerate() {
+        let [one, other] = two_stores(&store, threshold).await;
+        // Tests of their own each way, so that both ways race to insert them.
+        let tests = tests_of_way(3_000, way);
+        let executions: Vec<NewExecution> = (0..tests.len()).map(passed).collect();
+        for round in 0..5 {
+            let round = way as u64 * 5 + round;
+            let report = run(&format!("race-{round}"), T0 + Duration::from_secs(round));
+            let (a, b) = tokio::join!(
+                one.ingest(repo, &report, &tests, &executions),
+                other.ingest(repo, &report, &tests, &executions)
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a.run, b.run, "round {round}");
+            assert!(
+                a.created ^ b.created,
+                "exactly one creates it (round {round})"
+            );
+            let loser = if a.created { &b } else { &a };
+            assert!(loser.test_ids.is_empty());
+        }
+        one.close().await;
+        other.close().await;
     }
     let mut conn = store.connection().await;
     let (runs, rows): (i64, i64) =
@@ -158,9 +191,8 @@ async fn concurrent_ingests_of_one_report_store_it_once() {
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert_eq!((runs, rows), (5, 5 * 3_000));
+    assert_eq!((runs, rows), (10, 10 * 3_000));
     drop(conn);
-    other.close().await;
     store.finish().await;
 }
 
@@ -168,25 +200,285 @@ async fn concurrent_ingests_of_one_report_store_it_once() {
 async fn concurrent_runs_of_overlapping_tests_do_not_deadlock() {
     let store = store().await;
     let repo = repo(&*store).await;
-    let other = PostgresStore::connect(store.url(), 2).await.unwrap();
-    let forward = tests(2_000);
-    let backward: Vec<NewTestCase> = forward.iter().rev().cloned().collect();
-    let executions: Vec<NewExecution> = (0..forward.len()).map(passed).collect();
-    for round in 0..5 {
-        let (f, b) = (run(&format!("f{round}"), T0), run(&format!("b{round}"), T0));
-        let (a, b) = tokio::join!(
-            store.ingest(repo, &f, &forward, &executions),
-            other.ingest(repo, &b, &backward, &executions)
-        );
-        let (a, b) = (a.unwrap(), b.unwrap());
-        assert!(a.created && b.created);
-        let reversed: Vec<_> = b.test_ids.iter().rev().copied().collect();
-        assert_eq!(
-            a.test_ids, reversed,
-            "one id per test whichever run saw it first"
+    for (way, threshold) in BOTH_WAYS.into_iter().enumerate() {
+        let [one, other] = two_stores(&store, threshold).await;
+        let forward = tests_of_way(2_000, way);
+        let backward: Vec<NewTestCase> = forward.iter().rev().cloned().collect();
+        let executions: Vec<NewExecution> = (0..forward.len()).map(passed).collect();
+        for round in 0..5 {
+            let name = |side: &str| format!("{side}{way}-{round}");
+            let (f, b) = (run(&name("f"), T0), run(&name("b"), T0));
+            let (a, b) = tokio::join!(
+                one.ingest(repo, &f, &forward, &executions),
+                other.ingest(repo, &b, &backward, &executions)
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!(a.created && b.created);
+            let reversed: Vec<_> = b.test_ids.iter().rev().copied().collect();
+            assert_eq!(
+                a.test_ids, reversed,
+                "one id per test whichever run saw it first"
+            );
+        }
+        one.close().await;
+        other.close().await;
+    }
+    store.finish().await;
+}
+
+/// A report with everything the two ways of writing a batch could store differently:
+/// awkward text in identities and messages (a NUL in a message, stored as U+FFFD), NULL
+/// variants, files and messages, an empty variant and message, one test reported twice
+/// (merged, its file from the later entry), durations that are clamped, signatures with the
+/// high bit set, retries, every outcome; and enough tests (with long names) that `INSERT`s
+/// take several statements and the key lookups too.
+fn awkward_report(n: usize) -> (Vec<NewTestCase>, Vec<NewExecution>) {
+    let mut tests = vec![
+        NewTestCase {
+            key: TestKey {
+                scope: "tests/ünï\tcode.py".into(),
+                classname: String::new(),
+                name: "weird \\ name\nwith lines \\N 'quoted' \"too\"".into(),
+                variant: Some("[x\ty]".into()),
+            },
+            file: Some("tests/ünï\tcode.py".into()),
+        },
+        NewTestCase {
+            key: TestKey::from_parts(None, "s", None, "bare"),
+            file: None,
+        },
+        NewTestCase {
+            key: TestKey::from_parts(None, "s", None, "twice"),
+            file: None,
+        },
+        NewTestCase {
+            key: TestKey::from_parts(None, "s", None, "twice"),
+            file: Some("later.rs".into()),
+        },
+        NewTestCase {
+            key: TestKey {
+                scope: "s".into(),
+                classname: "C".into(),
+                name: "empty variant 日本語 🦀".into(),
+                variant: Some(String::new()),
+            },
+            file: Some(String::new()),
+        },
+    ];
+    tests.extend((tests.len()..n).map(|i| NewTestCase {
+        key: TestKey::from_parts(
+            Some(&format!("src/module_{}/tests.rs", i / 50)),
+            "suite",
+            Some(&format!("module_{}::tests", i / 50)),
+            &format!("a_rather_long_test_name_describing_case_{i}"),
+        ),
+        file: (i % 3 != 0).then(|| format!("src/module_{}/tests.rs", i / 50)),
+    }));
+    let messages = [
+        "tab\there",
+        "line one\nline two\r\nline three\r",
+        r"back\slash \N \\N \t not a tab",
+        "",
+        "nul\0byte\0",
+        "Ünïcödé — 日本語 🦀 ∑",
+    ];
+    let outcomes = [
+        Outcome::Passed,
+        Outcome::Failed,
+        Outcome::Error,
+        Outcome::Skipped,
+    ];
+    let mut executions = Vec::new();
+    for i in 0..n {
+        executions.push(NewExecution {
+            test: i,
+            attempt: if i == 3 { 2 } else { 1 },
+            outcome: outcomes[i % 4],
+            duration_ms: match i % 5 {
+                0 => None,
+                1 => Some(u64::MAX),
+                _ => Some(i as u64),
+            },
+            signature: (i % 4 == 1).then(|| u64::MAX - i as u64),
+            message: messages
+                .get(i)
+                .map(|m| (*m).to_owned())
+                .or_else(|| (i % 10 == 1).then(|| format!("failure {i}\n\tat x.rs:{i}"))),
+        });
+        if i % 7 == 0 {
+            executions.push(NewExecution {
+                attempt: 2,
+                message: None,
+                ..passed(i)
+            });
+        }
+    }
+    (tests, executions)
+}
+
+/// Everything stored for a repository's test cases and executions, keyed by what identifies
+/// them (the ids themselves differ between repositories; their offset in the blocks of 1,024
+/// they were drawn from does not).
+#[allow(clippy::type_complexity)]
+async fn stored_rows(
+    conn: &mut sqlx::PgConnection,
+    repo: RepoId,
+) -> (
+    Vec<(
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        OffsetDateTime,
+        OffsetDateTime,
+        i64,
+    )>,
+    Vec<(
+        String,
+        i64,
+        i32,
+        i16,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    )>,
+) {
+    let tests = sqlx::query_as(
+        "SELECT key_hash, scope, classname, name, variant, file, first_seen_at, last_seen_at,
+                (id - 1) % 1024
+         FROM test_cases WHERE repo_id = $1 ORDER BY key_hash",
+    )
+    .bind(repo.0)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let executions = sqlx::query_as(
+        "SELECT r.workflow_run_id, t.key_hash, e.attempt, e.outcome, e.duration_ms,
+                e.failure_signature, e.message
+         FROM executions e JOIN runs r ON r.id = e.run_id JOIN test_cases t ON t.id = e.test_case_id
+         WHERE r.repo_id = $1 ORDER BY 1, 2, 3",
+    )
+    .bind(repo.0)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    (tests, executions)
+}
+
+/// Asserts that COPY (`copied`) and INSERT (`inserted`) stored the same rows, naming the
+/// first difference (the whole tables would be too long a message).
+fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, copied: &[T], inserted: &[T]) {
+    assert_eq!(copied.len(), inserted.len(), "{what} rows");
+    if let Some(at) = (0..copied.len()).find(|&i| copied[i] != inserted[i]) {
+        panic!(
+            "{what} row {at} differs: COPY stored {:?}, INSERT {:?}",
+            copied[at], inserted[at]
         );
     }
-    other.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_and_insert_store_the_same_rows() {
+    let store = store().await;
+    store.migrate().await.unwrap();
+    let (org, _) = store.ensure_organization("acme", "Acme").await.unwrap();
+    let (tests, executions) = awkward_report(1_500);
+    // A later run: every test again (those without a file now name one), and new ones.
+    let (mut later_tests, mut later_executions) = awkward_report(1_520);
+    for test in &mut later_tests {
+        test.file.get_or_insert_with(|| "filled.rs".into());
+    }
+    later_executions.retain(|e| e.attempt == 1);
+    let mut conn = store.connection().await;
+    let mut stored = Vec::new();
+    for (way, threshold) in BOTH_WAYS.into_iter().enumerate() {
+        let writer = PostgresStore::connect(store.url(), 2)
+            .await
+            .unwrap()
+            .with_bulk_threshold(threshold);
+        let slug = RepoSlug::parse(&format!("acme/way-{way}")).unwrap();
+        let repo = store.ensure_repository(org.id, &slug).await.unwrap().0.id;
+        let reports = [
+            (run("1", T0), &tests, &executions),
+            (
+                run("2", T0 + Duration::from_secs(3600)),
+                &later_tests,
+                &later_executions,
+            ),
+            // Recorded late: raises nothing.
+            (run("0", T0 - Duration::from_secs(60)), &tests, &executions),
+        ];
+        for (report, tests, executions) in reports {
+            let ingested = writer
+                .ingest(repo, &report, tests, executions)
+                .await
+                .unwrap();
+            assert!(ingested.created);
+            // Each test gets the id of its key (the twice-reported test one id).
+            let keys: std::collections::HashMap<i64, i64> =
+                sqlx::query_as("SELECT id, key_hash FROM test_cases WHERE repo_id = $1")
+                    .bind(repo.0)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .collect();
+            for (test, id) in tests.iter().zip(&ingested.test_ids) {
+                assert_eq!(keys[&id.0], test.key.stable_id() as i64, "way {way}");
+            }
+            assert_eq!(ingested.test_ids[2], ingested.test_ids[3]);
+        }
+        stored.push(stored_rows(&mut conn, repo).await);
+        writer.close().await;
+    }
+    let (tests_rows, executions_rows) = &stored[0];
+    assert_eq!(tests_rows.len(), 1_519, "the twice-reported test is one");
+    assert_eq!(
+        executions_rows.len(),
+        2 * executions.len() + later_executions.len()
+    );
+    assert_same("test case", &stored[0].0, &stored[1].0);
+    assert_same("execution", &stored[0].1, &stored[1].1);
+    // And what they store is right: spot checks of what each way could get wrong.
+    let messages: Vec<_> = executions_rows
+        .iter()
+        .filter_map(|e| e.6.as_deref())
+        .collect();
+    assert!(messages.contains(&"nul\u{fffd}byte\u{fffd}"));
+    assert!(messages.contains(&""));
+    assert!(executions_rows.iter().any(|e| e.4 == Some(i64::MAX)));
+    assert!(executions_rows.iter().any(|e| e.4.is_none()));
+    assert!(
+        executions_rows
+            .iter()
+            .any(|e| e.5 == Some((u64::MAX - 1) as i64))
+    );
+    let weird = tests_rows
+        .iter()
+        .find(|t| t.1 == "tests/ünï\tcode.py")
+        .unwrap();
+    assert_eq!(weird.4.as_deref(), Some("[x\ty]"));
+    let empty = tests_rows
+        .iter()
+        .find(|t| t.3 == "empty variant 日本語 🦀")
+        .unwrap();
+    assert_eq!(
+        (empty.4.as_deref(), empty.5.as_deref()),
+        (Some(""), Some(""))
+    );
+    let twice = tests_rows.iter().find(|t| t.3 == "twice").unwrap();
+    assert_eq!(twice.5.as_deref(), Some("later.rs"));
+    let filled = tests_rows.iter().find(|t| t.3 == "bare").unwrap();
+    assert_eq!(filled.5.as_deref(), Some("filled.rs"));
+    // Every test was seen by the later run, 20 of them first.
+    let later = T0 + Duration::from_secs(3600);
+    assert!(tests_rows.iter().all(|t| t.7 == later));
+    let first_seen_later = tests_rows.iter().filter(|t| t.6 == later).count();
+    assert_eq!(first_seen_later, 20);
+    assert!(tests_rows.iter().all(|t| t.6 == T0 || t.6 == later));
+    drop(conn);
     store.finish().await;
 }
 
