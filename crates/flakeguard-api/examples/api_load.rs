@@ -53,7 +53,13 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
         rate_limit_max: 1_000_000,
         ..Settings::default()
     };
-    let state = AppState::new(store, settings);
+    // Uploads only enqueue their scoring; no worker runs here, so the figures are the API's
+    // own (the worker benchmark measures scoring).
+    let queue_dir = std::env::temp_dir().join(format!("fg-api-load-{}", std::process::id()));
+    let queue = flakeguard_queue::SqliteQueue::open(&queue_dir.join("queue.db"))
+        .await
+        .unwrap();
+    let state = AppState::new(store, Arc::new(queue), settings);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(flakeguard_api::serve(
         state,

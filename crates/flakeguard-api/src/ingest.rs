@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use bytes::Bytes;
+use flakeguard_app::jobs::{self, Job};
 use flakeguard_app::{ReportFile, RunMeta, ingest_reports};
 use flakeguard_store::{NewAuditEntry, RepoSlug, Repository, Scope, Source};
 use futures_util::StreamExt;
@@ -72,6 +73,9 @@ pub(crate) struct IngestAnswer {
     failures_truncated: bool,
     /// The run in the read API.
     url: String,
+    /// `queued`: the scoring job is in the queue. `deferred`: the queue could not be reached;
+    /// the run is stored and the worker's outbox sweep will queue its scoring.
+    scoring: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,7 +118,18 @@ pub(crate) async fn ingest(
     let raw = read_body(body, limit).await?;
     let decoded = decode(&headers, raw, limit)?;
     let files = split_reports(&headers, decoded).await?;
-    let result = ingest_reports(state.store(), &repo, &meta, &files, state.policy(), now).await?;
+    let result = ingest_reports(state.store(), &repo, &meta, &files, now).await?;
+    // The run is stored: from here on the answer is a success. Its scoring job is pushed
+    // (a repeat upload pushes again, harmless: one job per run); if the queue is away the
+    // worker's outbox sweep pushes it later.
+    let clock = std::time::Instant::now();
+    let scoring = match jobs::enqueue(state.queue(), &Job::score(repo.id, result.run)).await {
+        Ok(_) => "queued",
+        Err(e) => {
+            tracing::warn!(run = result.run.0, error = %e, "scoring not queued; the outbox sweep will queue it");
+            "deferred"
+        }
+    };
     tracing::info!(
         repo = %repo.slug,
         run = result.run.0,
@@ -124,7 +139,8 @@ pub(crate) async fn ingest(
         parse_ms = result.timings.parse.as_millis() as u64,
         store_ms = result.timings.store.as_millis() as u64,
         classify_ms = result.timings.classify.as_millis() as u64,
-        rescore_ms = result.timings.rescore.as_millis() as u64,
+        enqueue_ms = clock.elapsed().as_millis() as u64,
+        scoring,
         "ingested"
     );
     let status = if result.created {
@@ -151,6 +167,7 @@ pub(crate) async fn ingest(
                 .collect(),
             failures_truncated: result.failures_truncated,
             url: format!("/api/v1/repos/{}/runs/{}", repo.slug, result.run.0),
+            scoring,
         }),
     ))
 }

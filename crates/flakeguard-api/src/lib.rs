@@ -1,4 +1,4 @@
-//! FlakeGuard's HTTP surface: the JSON API on `PORT`, the worker's health on `WORKER_PORT`
+//! FlakeGuard's HTTP surface: the JSON API on `PORT`, the worker's health and metrics on `WORKER_PORT`
 //! and the web role on `WEB_PORT` (a placeholder until the dashboard), each an axum router
 //! over one shared [`AppState`], and [`serve`] to run them until shutdown.
 #![forbid(unsafe_code)]
@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod health;
 mod ingest;
+pub mod metrics;
 mod openapi;
 mod pagination;
 mod rate_limit;
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 use axum::Router;
 use flakeguard_app::Settings;
-use flakeguard_core::Policy;
+use flakeguard_queue::JobQueue;
 use flakeguard_store::Store;
 
 pub use auth::Principal;
@@ -39,20 +40,20 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
     settings: Settings,
-    policy: Policy,
     limiter: RateLimiter,
     started: Instant,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, settings: Settings) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_max, settings.rate_limit_window);
         AppState {
             inner: Arc::new(Inner {
                 store,
+                queue,
                 settings,
-                policy: Policy::default(),
                 limiter,
                 started: Instant::now(),
             }),
@@ -63,12 +64,12 @@ impl AppState {
         &*self.inner.store
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
+    pub fn queue(&self) -> &dyn JobQueue {
+        &*self.inner.queue
     }
 
-    fn policy(&self) -> &Policy {
-        &self.inner.policy
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     fn limiter(&self) -> &RateLimiter {
@@ -88,7 +89,7 @@ pub fn api_router(state: AppState) -> Router {
     telemetry::layers(routes.merge(openapi::routes()))
 }
 
-/// The worker role's HTTP side: its health (the queue issue adds queue counts and metrics).
+/// The worker role's HTTP side: its health with the queues' counts, and `/metrics`.
 pub fn worker_router(state: AppState) -> Router {
     telemetry::layers(health::worker_routes().with_state(state))
 }

@@ -86,7 +86,36 @@ async fn health_contracts(app: &TestApp) {
         .json()
         .await
         .unwrap();
-    assert_eq!(worker, serde_json::json!({"status":"ok","queues":[]}));
+    assert_eq!(worker["status"], "ok", "{worker}");
+    let names: Vec<&str> = worker["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["score_tests", "process_webhook", "notify", "maintenance"]
+    );
+    for queue in worker["queues"].as_array().unwrap() {
+        for count in ["pending", "running", "failed", "dead"] {
+            assert!(queue[count].is_u64(), "{queue}");
+        }
+    }
+    assert_eq!(ready["checks"]["queue"]["status"], "ok", "{ready}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.worker))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("# HELP flakeguard_queue_jobs"), "{text}");
+    assert!(
+        text.contains("flakeguard_queue_jobs{queue=\"score_tests\",state=\"dead\"} 0"),
+        "{text}"
+    );
     let web = app
         .http
         .get(format!("{}/health", app.web))

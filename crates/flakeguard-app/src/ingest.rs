@@ -1,11 +1,12 @@
 //! Ingesting uploaded reports: parse every file, record them as one run (idempotent on the
-//! run's identity and the reports' digest), rescore the repository, and say what each failure
-//! means — new, known flaky, or quarantined — so a CI step can decide.
+//! run's identity and the reports' digest) and say what each failure means — new, known flaky,
+//! or quarantined — so a CI step can decide. Scoring happens afterwards, in the worker: the
+//! stored run is its own outbox entry (`scored_at` is unset until the `score_tests` job ends).
 
 use std::collections::HashMap;
 
 use flakeguard_core::signature::signature;
-use flakeguard_core::{Outcome, Policy, TestKey};
+use flakeguard_core::{Outcome, TestKey};
 use flakeguard_junit::{JunitReader, Limits, ParseError};
 use flakeguard_store::{
     NewExecution, NewRun, NewTestCase, RepoSlug, Repository, Source, Store, StoreError,
@@ -13,8 +14,6 @@ use flakeguard_store::{
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-
-use crate::rescore::rescore;
 
 /// Failure messages are stored up to this many bytes (the signature is computed first, from
 /// the whole message).
@@ -96,7 +95,6 @@ pub struct Timings {
     pub parse: std::time::Duration,
     pub store: std::time::Duration,
     pub classify: std::time::Duration,
-    pub rescore: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,13 +117,12 @@ struct Rows {
     final_failed: Vec<bool>,
 }
 
-/// Parses, records, rescores and classifies.
+/// Parses, records and classifies (against the tests' state before this run).
 pub async fn ingest_reports(
     store: &dyn Store,
     repo: &Repository,
     meta: &RunMeta,
     files: &[ReportFile],
-    policy: &Policy,
     now: OffsetDateTime,
 ) -> Result<IngestResult, IngestError> {
     if files.is_empty() {
@@ -211,11 +208,6 @@ pub async fn ingest_reports(
     failures.truncate(FAILURES_LISTED);
 
     timings.classify = clock.elapsed();
-    if ingested.created {
-        let clock = std::time::Instant::now();
-        rescore(store, repo.id, policy, now).await?;
-        timings.rescore = clock.elapsed();
-    }
     Ok(IngestResult {
         run: ingested.run,
         created: ingested.created,

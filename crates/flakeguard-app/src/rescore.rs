@@ -5,6 +5,9 @@ use flakeguard_core::{Policy, TestScore, score_all};
 use flakeguard_store::{DerivedState, RepoId, Store, StoreError, StoredRunId, TestCaseId};
 use time::OffsetDateTime;
 
+/// Runs marked scored per rescore, at most (the worker's sweeper handles any beyond).
+const UNSCORED_BATCH: u32 = 100_000;
+
 /// What a rescore did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rescored {
@@ -14,7 +17,10 @@ pub struct Rescored {
     pub broken: usize,
 }
 
-/// Scores every test of the repository over the policy's window and saves the result.
+/// Scores every test of the repository over the policy's window and saves the result. Every
+/// run of the repository is then reflected in the scores, so runs still waiting for their
+/// `score_tests` job are marked scored (their jobs, if any, find nothing left to do but redo
+/// the same scores).
 pub async fn rescore(
     store: &dyn Store,
     repo: RepoId,
@@ -30,6 +36,12 @@ pub async fn rescore(
         .map(|(id, score)| derived_state(*id, score, &history.run_ids))
         .collect();
     store.save_scores(repo, &states, now).await?;
+    let waiting = store
+        .unscored_runs(now + time::Duration::seconds(1), UNSCORED_BATCH)
+        .await?;
+    for (_, run) in waiting.into_iter().filter(|(r, _)| *r == repo) {
+        store.mark_run_scored(run, now).await?;
+    }
     let count = |status: &str| {
         scores
             .iter()

@@ -96,6 +96,14 @@ pub struct Settings {
     pub rate_limit_window: Duration,
     /// Largest accepted upload, compressed or not.
     pub max_upload_bytes: u64,
+    /// Jobs one worker runs at once (`WORKER_CONCURRENCY`).
+    pub worker_concurrency: usize,
+    /// How long a job is leased before another worker may take it back
+    /// (`JOB_LEASE_SECONDS`).
+    pub job_lease: Duration,
+    /// Raw failure text is cleared after this many days; signatures stay
+    /// (`FAILURE_TEXT_RETENTION_DAYS`).
+    pub failure_text_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -114,6 +122,9 @@ impl Default for Settings {
             jwt_secret: None,
             api_key: None,
             rate_limit_max: 1000,
+            worker_concurrency: 4,
+            job_lease: Duration::from_secs(60),
+            failure_text_retention_days: 90,
             rate_limit_window: Duration::from_millis(60_000),
             max_upload_bytes: 100 << 20,
         }
@@ -344,6 +355,19 @@ impl Settings {
             Duration::from_millis(number("RATE_LIMIT_WINDOW_MS", 60_000, 1, 24 * 3600 * 1000)?);
         let max_upload_bytes =
             number("MAX_UPLOAD_BYTES", defaults.max_upload_bytes, 1024, 1 << 40)?;
+        let worker_concurrency = number(
+            "WORKER_CONCURRENCY",
+            defaults.worker_concurrency as u64,
+            1,
+            1024,
+        )? as usize;
+        let job_lease = Duration::from_secs(number("JOB_LEASE_SECONDS", 60, 1, 24 * 3600)?);
+        let failure_text_retention_days = number(
+            "FAILURE_TEXT_RETENTION_DAYS",
+            u64::from(defaults.failure_text_retention_days),
+            1,
+            36_500,
+        )? as u32;
         let data_dir = env
             .get("FLAKEGUARD_DATA_DIR")?
             .map(PathBuf::from)
@@ -363,6 +387,9 @@ impl Settings {
             rate_limit_max,
             rate_limit_window,
             max_upload_bytes,
+            worker_concurrency,
+            job_lease,
+            failure_text_retention_days,
         };
         settings.check()?;
         Ok(settings)
@@ -527,6 +554,29 @@ mod tests {
             (s.rate_limit_max, s.rate_limit_window.as_millis()),
             (1000, 60_000)
         );
+        assert_eq!(s.worker_concurrency, 4);
+        assert_eq!(s.job_lease.as_secs(), 60);
+        assert_eq!(s.failure_text_retention_days, 90);
+    }
+
+    #[test]
+    fn worker_settings_are_read_and_checked() {
+        let s = settings(&[
+            ("WORKER_CONCURRENCY", "10"),
+            ("JOB_LEASE_SECONDS", "5"),
+            ("FAILURE_TEXT_RETENTION_DAYS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                s.worker_concurrency,
+                s.job_lease.as_secs(),
+                s.failure_text_retention_days
+            ),
+            (10, 5, 30)
+        );
+        let err = settings(&[("WORKER_CONCURRENCY", "0")]).unwrap_err();
+        assert!(err.to_string().contains("WORKER_CONCURRENCY"), "{err}");
     }
 
     #[test]

@@ -12,12 +12,13 @@
 //! - `{prefix}:q:<queue>:dead` — by the time the job died.
 //! - `{prefix}:schedule:<name>:<slot>` — a claimed schedule slot, with an expiry.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
+use tokio::sync::OnceCell;
 
 use crate::{
     JobInfo, JobQueue, JobState, Lease, NewJob, Pushed, QueueError, QueueStats, Result, millis,
@@ -30,10 +31,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const MOVE_BATCH: u32 = 100;
 
 /// A queue on a Redis server. Clones share one multiplexed connection, which reconnects by
-/// itself after Redis comes back.
+/// itself after Redis comes back; it is opened on first use, so a process can start while
+/// Redis is away.
 #[derive(Clone)]
 pub struct RedisQueue {
-    connection: ConnectionManager,
+    client: redis::Client,
+    connection: Arc<OnceCell<ConnectionManager>>,
     prefix: String,
     url: String,
 }
@@ -61,25 +64,43 @@ impl RedisQueue {
     /// Connects to `url` (`redis://…` or `rediss://…`) with keys under `prefix` (FlakeGuard
     /// uses `flakeguard`; tests use one prefix each). Fails when Redis does not answer.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisQueue> {
+        let queue = RedisQueue::lazy(url, prefix)?;
+        queue.ping().await?;
+        Ok(queue)
+    }
+
+    /// Checks the URL only; the connection is made on first use (and retried on every use
+    /// until it succeeds).
+    pub fn lazy(url: &str, prefix: &str) -> Result<RedisQueue> {
         let client = redis::Client::open(url)
             .map_err(|e| QueueError::Invalid(format!("REDIS_URL {}: {e}", redact(url))))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = tokio::time::timeout(
-            COMMAND_TIMEOUT * 2,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| unavailable(url, "no answer"))?
-        .map_err(|e| unavailable(url, &e.to_string()))?;
         Ok(RedisQueue {
-            connection,
+            client,
+            connection: Arc::new(OnceCell::new()),
             prefix: format!("{{{prefix}}}"),
             url: url.to_owned(),
         })
+    }
+
+    /// The shared connection, opened now if it never was.
+    async fn connection(&self) -> Result<ConnectionManager> {
+        let open = async {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(COMMAND_TIMEOUT))
+                .set_response_timeout(Some(COMMAND_TIMEOUT))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(2));
+            match tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                ConnectionManager::new_with_config(self.client.clone(), config),
+            )
+            .await
+            {
+                Ok(result) => result.map_err(|e| unavailable(&self.url, &e.to_string())),
+                Err(_) => Err(unavailable(&self.url, "no answer within 2 s")),
+            }
+        };
+        self.connection.get_or_try_init(|| open).await.cloned()
     }
 
     fn key(&self, rest: &str) -> String {
@@ -107,7 +128,7 @@ impl RedisQueue {
         &self,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         match tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut connection)).await
         {
             Ok(result) => result.map_err(|e| self.error(e)),
@@ -287,7 +308,7 @@ impl JobQueue for RedisQueue {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let pong: redis::RedisResult<String> = match tokio::time::timeout(
             COMMAND_TIMEOUT,
             redis::cmd("PING").query_async(&mut connection),
@@ -370,7 +391,7 @@ impl JobQueue for RedisQueue {
                 pipe.zcard(self.queue_key(queue, set));
             }
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let counts: Vec<u64> =
             match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut connection)).await {
                 Ok(result) => result.map_err(|e| self.error(e))?,
@@ -396,7 +417,7 @@ impl JobQueue for RedisQueue {
             JobState::Retrying => "retry",
             JobState::Dead => "dead",
         };
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let stop = isize::try_from(limit)
             .unwrap_or(isize::MAX)
             .saturating_sub(1);
@@ -462,7 +483,7 @@ impl JobQueue for RedisQueue {
     }
 
     async fn claim_schedule(&self, name: &str, slot: i64, keep: Duration) -> Result<bool> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let key = self.key(&format!("schedule:{name}:{slot}"));
         let mut command = redis::cmd("SET");
         command

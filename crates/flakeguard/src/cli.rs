@@ -44,6 +44,27 @@ pub(crate) enum Command {
         after_help = "Settings come from the environment, a .env file in the working directory, <NAME>_FILE\nvariables and /run/secrets/<name> (see README.md). With no configuration at all:\n  API     http://0.0.0.0:3000   (PORT, HOST)   /health, /health/ready, /api/v1/…, /documentation\n  worker  http://0.0.0.0:3001   (WORKER_PORT)  /health\n  web     http://0.0.0.0:3002   (WEB_PORT)     /health\nSIGTERM or Ctrl-C drains in-flight requests (up to 30 s) and exits 0.\n\nExamples:\n  flakeguard serve\n  NODE_ENV=production DATABASE_URL=postgres://flakeguard@db/flakeguard flakeguard serve --role api"
     )]
     Serve(ServeArgs),
+    /// Run the API role only (what the runbook's `api` service runs).
+    #[command(
+        after_help = "The same as `flakeguard serve --role api`: PORT (3000), uploads and the read API. Jobs are\nqueued on REDIS_URL (or the embedded queue) for `flakeguard worker` processes."
+    )]
+    Api(MigrateFlags),
+    /// Run the worker role only: jobs, the outbox sweep, the maintenance schedule, and
+    /// WORKER_PORT's /health and /metrics.
+    #[command(
+        after_help = "The same as `flakeguard serve --role worker`. Runs WORKER_CONCURRENCY jobs at once; any number\nof workers may share one REDIS_URL. SIGTERM: stop taking jobs, let running ones finish for up to\n20 s, hand the rest back to the queue, exit 0."
+    )]
+    Worker(MigrateFlags),
+    /// Run the web role only (WEB_PORT).
+    Web(MigrateFlags),
+    /// Inspect the job queues and replay or purge dead jobs.
+    #[command(
+        after_help = "The queue is chosen as for `serve`: REDIS_URL, else the embedded queue beside the SQLite\ndatabase. Queues: score_tests, process_webhook, notify, maintenance.\n\nExamples:\n  flakeguard jobs list\n  flakeguard jobs list --state dead --queue score_tests --format json\n  flakeguard jobs retry --queue score_tests score_tests:run:42\n  flakeguard jobs retry --all\n  flakeguard jobs purge-dead --queue notify"
+    )]
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Create, list and revoke API tokens.
     #[command(
         after_help = "Examples:\n  flakeguard token create --org acme --name ci --scopes ingest,read\n  flakeguard token create --org acme --name shop-ci --scopes ingest --repo acme/shop\n  flakeguard token list --org acme\n  flakeguard token revoke --org acme 7"
@@ -156,6 +177,12 @@ pub(crate) struct ServeArgs {
     /// Which role(s) this process runs.
     #[arg(long, value_enum, default_value_t = Role::All)]
     pub(crate) role: Role,
+    #[command(flatten)]
+    pub(crate) migrations: MigrateFlags,
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct MigrateFlags {
     /// Apply pending migrations at start-up. The default: yes on SQLite (nothing to forget on
     /// a laptop), no on PostgreSQL (the runbook runs `flakeguard migrate deploy` first).
     #[arg(long, overrides_with = "no_migrate")]
@@ -163,6 +190,55 @@ pub(crate) struct ServeArgs {
     /// Never apply migrations at start-up; refuse to start when any is pending.
     #[arg(long)]
     pub(crate) no_migrate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum JobStateArg {
+    Pending,
+    Running,
+    Retrying,
+    Dead,
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// Counts per queue, then the jobs in the chosen state.
+    List {
+        /// Only this queue.
+        #[arg(long, value_name = "QUEUE")]
+        queue: Option<String>,
+        /// Which jobs to list.
+        #[arg(long, value_enum, default_value_t = JobStateArg::Dead)]
+        state: JobStateArg,
+        /// At most this many jobs per queue and state.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = UploadFormat::Text)]
+        format: UploadFormat,
+    },
+    /// Put dead jobs back in their queue with their attempts reset.
+    Retry {
+        /// The queue of the jobs named (required with IDs; with --all, the default is every queue).
+        #[arg(long, value_name = "QUEUE")]
+        queue: Option<String>,
+        /// Every dead job (of --queue, or of every queue).
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Job ids as `jobs list` shows them.
+        #[arg(value_name = "ID", required_unless_present = "all")]
+        ids: Vec<String>,
+    },
+    /// Forget dead jobs.
+    PurgeDead {
+        /// Only this queue (default: every queue).
+        #[arg(long, value_name = "QUEUE")]
+        queue: Option<String>,
+        /// Only this job (needs --queue).
+        #[arg(long, value_name = "ID", requires = "queue")]
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ mod demo;
 mod files;
 mod history;
 mod progress;
+mod queue;
 mod record;
 mod report;
 mod telemetry;
@@ -24,7 +25,11 @@ fn main() -> ExitCode {
         cli::Command::Migrate { command } => commands::migrate::run(&command),
         cli::Command::Seed(args) => commands::seed::run(&args),
         cli::Command::Rescore(args) => commands::rescore::run(&args),
-        cli::Command::Serve(args) => commands::serve::run(&args),
+        cli::Command::Serve(args) => commands::serve::run(args.role, args.migrations),
+        cli::Command::Api(flags) => commands::serve::run(cli::Role::Api, flags),
+        cli::Command::Worker(flags) => commands::serve::run(cli::Role::Worker, flags),
+        cli::Command::Web(flags) => commands::serve::run(cli::Role::Web, flags),
+        cli::Command::Jobs { command } => commands::jobs::run(&command),
         cli::Command::Token { command } => commands::token::run(&command),
         cli::Command::Upload(args) => commands::upload::run(&args),
     };

@@ -177,10 +177,18 @@ fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
     let (status, body) = get(&server.api, "/health/ready");
     assert_eq!(status, 200, "{body}");
     let (status, body) = get(&server.worker, "/health");
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "{\"status\":\"ok\",\"queues\":[]}")
+    assert_eq!(status, 200, "{body}");
+    // The runbook's check matches the text: status first, then the queues with their counts.
+    assert!(
+        body.starts_with("{\"status\":\"ok\",\"queues\":[{\"name\":\"score_tests\",\"pending\":"),
+        "{body}"
     );
+    for queue in ["process_webhook", "notify", "maintenance"] {
+        assert!(body.contains(&format!("{{\"name\":\"{queue}\",")), "{body}");
+    }
+    let (status, metrics) = get(&server.worker, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("flakeguard_queue_jobs"), "{metrics}");
     let (status, body) = get(&server.web, "/health");
     assert_eq!((status, body.as_str()), (200, "OK"));
 

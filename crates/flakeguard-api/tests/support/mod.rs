@@ -1,7 +1,9 @@
 //! A real FlakeGuard server for black-box tests: the three roles on 127.0.0.1 port 0 over a
 //! fresh SQLite file or a PostgreSQL database of their own (created on `TEST_DATABASE_URL`,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`, dropped by `finish`), seeded with
-//! two organizations and tokens of every kind.
+//! two organizations and tokens of every kind, and a worker running the jobs: on the
+//! embedded queue with SQLite, on Redis (`TEST_REDIS_URL`, a key prefix per app) with
+//! PostgreSQL — the two deployments.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
@@ -10,10 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flakeguard_api::{AppState, Listeners};
+use flakeguard_app::jobs::JobContext;
 use flakeguard_app::{Settings, tokens};
+use flakeguard_queue::{JobQueue, RedisQueue, SqliteQueue};
 use flakeguard_store::{NewToken, OrgId, RepoId, RepoSlug, Scope, Store};
 use flakeguard_store_postgres::PostgresStore;
 use flakeguard_store_sqlite::SqliteStore;
+use flakeguard_worker::WorkerConfig;
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -51,13 +56,25 @@ pub struct TestApp {
     pub worker: String,
     pub web: String,
     pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn JobQueue>,
     pub tokens: Tokens,
     pub http: reqwest::Client,
     pub acme: OrgId,
     pub shop: RepoId,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    jobs: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<flakeguard_worker::WorkerSummary>,
+    )>,
     cleanup: Cleanup,
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
 }
 
 #[derive(Debug)]
@@ -132,19 +149,23 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, settings: Settings) -> TestApp {
-        let (store, cleanup): (Arc<dyn Store>, Cleanup) = match backend {
+        let (store, queue, cleanup): (Arc<dyn Store>, Arc<dyn JobQueue>, Cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(unique("fg-api"));
                 std::fs::create_dir_all(&dir).unwrap();
                 let store = SqliteStore::open(&dir.join("flakeguard.db")).await.unwrap();
-                (Arc::new(store), Cleanup::Dir(dir))
+                let queue = SqliteQueue::open(&dir.join("queue.db")).await.unwrap();
+                (Arc::new(store), Arc::new(queue), Cleanup::Dir(dir))
             }
             Backend::Postgres => {
                 let name = unique("flakeguard_api_test");
                 pg_admin(format!("CREATE DATABASE \"{name}\"")).await;
                 let url = with_database(&pg_admin_url(), &name);
                 let store = PostgresStore::connect(&url, 5).await.unwrap();
-                (Arc::new(store), Cleanup::Database(name))
+                let queue = RedisQueue::connect(&redis_url(), &name)
+                    .await
+                    .unwrap_or_else(|e| panic!("Redis must run for these tests: {e}"));
+                (Arc::new(store), Arc::new(queue), Cleanup::Database(name))
             }
         };
         store.migrate().await.unwrap();
@@ -157,7 +178,24 @@ impl TestApp {
         );
         let url = |l: &TcpListener| format!("http://{}", l.local_addr().unwrap());
         let (api_url, worker_url, web_url) = (url(&api), url(&worker), url(&web));
-        let state = AppState::new(store.clone(), settings);
+        flakeguard_api::metrics::install();
+        let state = AppState::new(store.clone(), queue.clone(), settings);
+        let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+        let jobs = tokio::spawn(flakeguard_worker::run(
+            queue.clone(),
+            JobContext::new(store.clone(), flakeguard_core::Policy::default()),
+            WorkerConfig {
+                poll: std::time::Duration::from_millis(20),
+                sweep_every: std::time::Duration::from_millis(500),
+                sweep_grace: std::time::Duration::from_millis(200),
+                drain: std::time::Duration::from_secs(5),
+                ..WorkerConfig::default()
+            },
+            async move {
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(flakeguard_api::serve(
             state,
@@ -175,12 +213,14 @@ impl TestApp {
             worker: worker_url,
             web: web_url,
             store,
+            queue,
             tokens,
             http: reqwest::Client::new(),
             acme,
             shop,
             shutdown: Some(tx),
             server: Some(server),
+            jobs: Some((stop_worker, jobs)),
             cleanup,
         }
     }
@@ -204,7 +244,8 @@ impl TestApp {
         (status, response.json().await.unwrap())
     }
 
-    /// Uploads one XML report; returns the status and JSON answer.
+    /// Uploads one XML report; returns the status and JSON answer. After a success it waits
+    /// for the worker to score the run, so the next step sees the scores.
     pub async fn ingest(&self, query: &str, token: &str, xml: &str) -> (u16, serde_json::Value) {
         let response = self
             .http
@@ -216,7 +257,28 @@ impl TestApp {
             .await
             .unwrap();
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
+        let body: serde_json::Value = response.json().await.unwrap();
+        if status == 200 || status == 201 {
+            self.settle().await;
+        }
+        (status, body)
+    }
+
+    /// Waits until every stored run has been scored by the worker (at most 60 s).
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let far = OffsetDateTime::now_utc() + time::Duration::days(1);
+            let left = self.store.unscored_runs(far, 10).await.unwrap();
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "runs still unscored after 60 s: {left:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Drops the PostgreSQL database under the running server (outage tests).
@@ -229,6 +291,10 @@ impl TestApp {
 
     /// Stops the server (draining) and removes its database.
     pub async fn finish(mut self) {
+        if let Some((stop, jobs)) = self.jobs.take() {
+            let _ = stop.send(true);
+            jobs.await.unwrap();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod analyze;
+pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod rescore;
 pub(crate) mod seed;

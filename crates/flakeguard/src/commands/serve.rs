@@ -1,19 +1,26 @@
-//! `flakeguard serve`: read the settings, open (and on SQLite migrate) the store, bind the
-//! roles' ports, serve until SIGTERM or Ctrl-C, drain, exit 0.
+//! `flakeguard serve` (and `api`, `worker`, `web`): read the settings, open (and on SQLite
+//! migrate) the store, open the queue, bind the roles' ports, run the worker when the role
+//! includes it, serve until SIGTERM or Ctrl-C, drain, exit 0.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 use flakeguard_api::{AppState, Listeners};
+use flakeguard_app::jobs::JobContext;
 use flakeguard_app::{Environment, Settings};
+use flakeguard_core::Policy;
+use flakeguard_worker::WorkerConfig;
 use tokio::net::TcpListener;
 
-use crate::cli::{Role, ServeArgs};
+use crate::cli::{MigrateFlags, Role};
 use crate::database::Database;
 
-pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode> {
+pub(crate) fn run(role: Role, migrations: MigrateFlags) -> Result<ExitCode> {
     let env = Environment::from_process(Path::new(".env"), Some(PathBuf::from("/run/secrets")))?;
     let settings = Settings::from_env(&env)?;
     crate::telemetry::init(&settings);
@@ -21,16 +28,21 @@ pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args, settings, database))?;
+    runtime.block_on(serve(role, migrations, settings, database))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: &ServeArgs, settings: Settings, database: Database) -> Result<()> {
+async fn serve(
+    role: Role,
+    migrations: MigrateFlags,
+    settings: Settings,
+    database: Database,
+) -> Result<()> {
     let store = database
         .open()
         .await
         .with_context(|| format!("cannot open {}", database.describe()))?;
-    let apply = match (args.migrate, args.no_migrate) {
+    let apply = match (migrations.migrate, migrations.no_migrate) {
         (true, _) => Some(true),
         (false, true) => Some(false),
         (false, false) => None,
@@ -39,8 +51,11 @@ async fn serve(args: &ServeArgs, settings: Settings, database: Database) -> Resu
     if applied > 0 {
         tracing::info!(count = applied, "applied pending migrations");
     }
+    let queue = crate::queue::open(&settings, &database).await?;
     tracing::info!(
         database = %database.describe(),
+        queue = %crate::queue::describe(&settings, &database),
+        ?role,
         production = settings.production,
         "starting FlakeGuard {}",
         env!("CARGO_PKG_VERSION")
@@ -56,7 +71,7 @@ async fn serve(args: &ServeArgs, settings: Settings, database: Database) -> Resu
             .await
             .with_context(|| format!("cannot listen on {addr} ({name})"))
     };
-    let wants = |role: Role| args.role == Role::All || args.role == role;
+    let wants = |wanted: Role| role == Role::All || role == wanted;
     let listeners = Listeners {
         api: match wants(Role::Api) {
             true => Some(bind("PORT", settings.port).await?),
@@ -71,8 +86,41 @@ async fn serve(args: &ServeArgs, settings: Settings, database: Database) -> Resu
             false => None,
         },
     };
-    let state = AppState::new(store, settings);
-    flakeguard_api::serve(state, listeners, shutdown_signal()).await?;
+    flakeguard_api::metrics::install();
+    let worker = wants(Role::Worker).then(|| {
+        let mut ctx = JobContext::new(Arc::clone(&store), Policy::default());
+        ctx.failure_text_retention =
+            Duration::from_secs(u64::from(settings.failure_text_retention_days) * 24 * 3600);
+        let config = WorkerConfig {
+            concurrency: settings.worker_concurrency,
+            lease: settings.job_lease,
+            ..WorkerConfig::default()
+        };
+        (ctx, config)
+    });
+    let state = AppState::new(store, Arc::clone(&queue), settings);
+    // One signal stops both: the HTTP side drains requests while the worker drains jobs.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let worker = worker.map(|(ctx, config)| {
+        tokio::spawn(flakeguard_worker::run(
+            queue,
+            ctx,
+            config,
+            stopped(stop_rx.clone()),
+        ))
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    flakeguard_api::serve(state, listeners, stopped(stop_rx)).await?;
+    if let Some(worker) = worker {
+        worker.await.context("the worker stopped abnormally")?;
+    }
     Ok(())
 }
 
