@@ -10,6 +10,7 @@ mod ingest;
 pub mod metrics;
 mod openapi;
 mod pagination;
+mod quarantine;
 mod rate_limit;
 mod repos;
 mod serve;
@@ -84,6 +85,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(health::api_routes())
         .merge(ingest::routes(max_upload))
         .merge(repos::routes())
+        .merge(quarantine::routes())
         .fallback(telemetry::not_found)
         .with_state(state);
     telemetry::layers(routes.merge(openapi::routes()))

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{health, ingest, repos};
+use crate::{health, ingest, quarantine, repos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,7 @@ use crate::{health, ingest, repos};
         repos::get_test,
         repos::list_runs,
         repos::get_run,
+        quarantine::list_quarantine,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -36,6 +37,7 @@ use crate::{health, ingest, repos};
         (name = "repositories", description = "Repositories the token can see"),
         (name = "tests", description = "Tests, their status, evidence and executions"),
         (name = "runs", description = "Stored runs"),
+        (name = "quarantine", description = "Quarantined tests, for runners that ignore or skip them"),
     )
 )]
 struct ApiDoc;

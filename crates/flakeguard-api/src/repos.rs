@@ -57,7 +57,7 @@ pub(crate) fn find_visible_repo(
     }
 }
 
-async fn readable_repo(
+pub(crate) async fn readable_repo(
     state: &AppState,
     principal: &Principal,
     owner: &str,

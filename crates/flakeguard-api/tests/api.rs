@@ -47,6 +47,7 @@ on_both_backends!(
     failures_are_classified,
     read_api_lists_filters_and_paginates,
     test_and_run_details,
+    quarantine_list,
     openapi_and_swagger_ui,
 );
 
@@ -793,6 +794,219 @@ async fn test_and_run_details(app: &TestApp) {
     );
 }
 
+async fn quarantine_list(app: &TestApp) {
+    // Tests with a file (pytest-style) and without, in acme/shop; one in acme/api.
+    let xml = r#"<?xml version="1.0"?>
+<testsuite name="pytest">
+  <testcase classname="tests.test_cart.TestCart" name="test_total[1-2]" file="tests/test_cart.py"><failure message="boom"/></testcase>
+  <testcase classname="shop.Pay" name="refund"/>
+  <testcase classname="shop.Pay" name="charge"/>
+  <testcase classname="shop.Pay" name="void"/>
+</testsuite>"#;
+    let (status, body) = app
+        .ingest("repo=acme/shop&run_id=q1", &app.tokens.acme, xml)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .ingest(
+            "repo=acme/api&run_id=q1",
+            &app.tokens.acme,
+            &junit(&[("api.X", "other", "pass")]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = |path: &'static str| async move {
+        let (_, tests) = app.get_json(path, &app.tokens.acme).await;
+        TestCaseId(tests["items"][0]["id"].as_i64().unwrap())
+    };
+    let total = id("/api/v1/repos/acme/shop/tests?q=test_total").await;
+    let refund = id("/api/v1/repos/acme/shop/tests?q=refund").await;
+    let charge = id("/api/v1/repos/acme/shop/tests?q=charge").await;
+    let other = id("/api/v1/repos/acme/api/tests").await;
+    let now = OffsetDateTime::now_utc();
+    let (_, api_repo) = app
+        .get_json("/api/v1/repos/acme/api", &app.tokens.acme)
+        .await;
+    let api_repo = flakeguard_store::RepoId(api_repo["id"].as_i64().unwrap());
+    for (repo, test, state, owner, expires, at) in [
+        (
+            app.shop,
+            total,
+            QuarantineState::Active,
+            Some("@acme/cart"),
+            Some(now + time::Duration::days(30)),
+            now - time::Duration::minutes(3),
+        ),
+        (
+            app.shop,
+            refund,
+            QuarantineState::Proposed,
+            None,
+            None,
+            now - time::Duration::minutes(2),
+        ),
+        // Past its expiry, not yet marked expired: no longer listed.
+        (
+            app.shop,
+            charge,
+            QuarantineState::Active,
+            None,
+            Some(now - time::Duration::hours(1)),
+            now - time::Duration::minutes(1),
+        ),
+        (api_repo, other, QuarantineState::Active, None, None, now),
+    ] {
+        app.store
+            .add_quarantine(
+                repo,
+                &NewQuarantine {
+                    test,
+                    state,
+                    reason: format!("{test} is flaky"),
+                    owner: owner.map(str::to_owned),
+                    created_by: "token:acme admin".to_owned(),
+                    created_at: at,
+                    expires_at: expires,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    let r = app
+        .get("/api/v1/repos/acme/shop/quarantine", &app.tokens.acme_read)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-total-count"], "2");
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            list["page"].as_u64(),
+            list["per_page"].as_u64(),
+            list["total"].as_u64()
+        ),
+        (Some(1), Some(30), Some(2))
+    );
+    let first = &list["items"][0];
+    assert_eq!(first["test_id"], total.0, "oldest first: {list}");
+    assert_eq!(first["state"], "active");
+    assert_eq!(first["scope"], "tests/test_cart.py");
+    assert_eq!(first["classname"], "tests.test_cart.TestCart");
+    assert_eq!(first["name"], "test_total");
+    assert_eq!(first["variant"], "1-2");
+    assert_eq!(first["file"], "tests/test_cart.py");
+    assert_eq!(
+        first["key"],
+        "tests/test_cart.py › tests.test_cart.TestCart › test_total[1-2]"
+    );
+    assert_eq!(first["owner"], "@acme/cart");
+    assert_eq!(first["reason"], format!("{total} is flaky"));
+    assert_eq!(first["created_by"], "token:acme admin");
+    for field in ["created_at", "expires_at"] {
+        let at = first[field].as_str().unwrap();
+        assert!(
+            OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{field}: {at}"
+        );
+    }
+    let second = &list["items"][1];
+    assert_eq!(
+        (second["name"].as_str(), second["state"].as_str()),
+        (Some("refund"), Some("proposed"))
+    );
+    assert!(
+        second["file"].is_null() && second["variant"].is_null() && second["expires_at"].is_null(),
+        "{second}"
+    );
+    assert!(first["id"].as_i64().is_some());
+
+    // Filtered by state, and paginated.
+    let (_, active) = app
+        .get_json(
+            "/api/v1/repos/acme/shop/quarantine?state=active",
+            &app.tokens.acme,
+        )
+        .await;
+    assert_eq!(active["total"], 1);
+    assert_eq!(active["items"][0]["name"], "test_total");
+    let (_, proposed) = app
+        .get_json(
+            "/api/v1/repos/acme/shop/quarantine?state=proposed",
+            &app.tokens.acme,
+        )
+        .await;
+    assert_eq!(proposed["items"][0]["name"], "refund");
+    let r = app
+        .get(
+            "/api/v1/repos/acme/shop/quarantine?per_page=1&page=2",
+            &app.tokens.acme,
+        )
+        .await;
+    assert!(
+        r.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("rel=\"prev\"")
+    );
+    let page2: Value = r.json().await.unwrap();
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["items"][0]["name"], "refund");
+    // Each repository has its own list.
+    let (_, api_list) = app
+        .get_json("/api/v1/repos/acme/api/quarantine", &app.tokens.acme)
+        .await;
+    assert_eq!(api_list["total"], 1);
+    assert_eq!(api_list["items"][0]["name"], "other");
+    let (_, empty) = app
+        .get_json("/api/v1/repos/globex/secret/quarantine", &app.tokens.globex)
+        .await;
+    assert_eq!(empty["items"], serde_json::json!([]));
+
+    for bad in ["state=expired", "per_page=0", "colour=red"] {
+        let (status, body) = app
+            .get_json(
+                &format!("/api/v1/repos/acme/shop/quarantine?{bad}"),
+                &app.tokens.acme,
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "invalid_query"),
+            "{bad}: {body}"
+        );
+    }
+    // Tenancy: another organization's repository does not exist; the read scope is needed.
+    let (status, body) = app
+        .get_json("/api/v1/repos/acme/shop/quarantine", &app.tokens.globex)
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, body) = app
+        .get_json(
+            "/api/v1/repos/acme/api/quarantine",
+            &app.tokens.acme_shop_only,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, body) = app
+        .get_json(
+            "/api/v1/repos/acme/shop/quarantine",
+            &app.tokens.acme_ingest,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    let r = app
+        .http
+        .get(app.url("/api/v1/repos/acme/shop/quarantine"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, _) = app
+        .get_json("/api/v1/repos/acme/shop/quarantine", API_KEY)
+        .await;
+    assert_eq!(status, 200, "the operator sees every repository");
+}
+
 async fn openapi_and_swagger_ui(app: &TestApp) {
     let doc: Value = app
         .http
@@ -811,6 +1025,7 @@ async fn openapi_and_swagger_ui(app: &TestApp) {
         "/api/v1/repos/{owner}/{repo}/tests",
         "/api/v1/repos/{owner}/{repo}/tests/{test_id}",
         "/api/v1/repos/{owner}/{repo}/runs/{run_id}",
+        "/api/v1/repos/{owner}/{repo}/quarantine",
     ] {
         assert!(
             doc["paths"][path].is_object(),

@@ -219,6 +219,34 @@ pub async fn ingest_reports(
     })
 }
 
+/// What a set of reports says, judged exactly as [`ingest_reports`] judges an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportVerdict {
+    /// Distinct tests in the reports.
+    pub testcases: u64,
+    /// Tests whose final attempt failed or errored (a test that passed on retry did not
+    /// fail), with the file the report names for them, in report order.
+    pub failing: Vec<(TestKey, Option<String>)>,
+}
+
+/// Which tests of these reports failed, by the same identity and the same "last attempt
+/// decides" rule ingestion uses: what `flakeguard run` compares with the quarantine list.
+pub fn report_verdict(files: &[ReportFile]) -> Result<ReportVerdict, IngestError> {
+    if files.is_empty() {
+        return Err(IngestError::NoReports);
+    }
+    let rows = read_rows(files)?;
+    let testcases = rows.tests.len() as u64;
+    let failing = rows
+        .tests
+        .into_iter()
+        .zip(rows.final_failed)
+        .filter(|(_, failed)| *failed)
+        .map(|(t, _)| (t.key, t.file))
+        .collect();
+    Ok(ReportVerdict { testcases, failing })
+}
+
 /// Reads every report before anything is stored: one unreadable file refuses the upload.
 fn read_rows(files: &[ReportFile]) -> Result<Rows, IngestError> {
     let mut rows = Rows::default();
@@ -342,6 +370,31 @@ mod tests {
             vec![1, 2]
         );
         assert_eq!(rows.final_failed, vec![false]);
+    }
+
+    #[test]
+    fn the_verdict_lists_final_failures_with_their_files() {
+        let xml = r#"<testsuite name="s"><testcase classname="c" name="flaky"><flakyFailure message="x"/></testcase>
+               <testcase classname="c" name="broken" file="./tests/b.py"><failure message="boom"/></testcase>
+               <testcase classname="c" name="gone"><error message="crash"/></testcase>
+               <testcase classname="c" name="ok"/></testsuite>"#;
+        let verdict = report_verdict(&[file("a.xml", xml)]).unwrap();
+        assert_eq!(verdict.testcases, 4);
+        let failing: Vec<(&str, Option<&str>)> = verdict
+            .failing
+            .iter()
+            .map(|(k, f)| (k.name.as_str(), f.as_deref()))
+            .collect();
+        assert_eq!(
+            failing,
+            vec![("broken", Some("./tests/b.py")), ("gone", None)]
+        );
+        assert_eq!(
+            verdict.failing[0].0,
+            TestKey::from_parts(Some("tests/b.py"), "s", Some("c"), "broken"),
+            "the same identity ingestion stores"
+        );
+        assert!(matches!(report_verdict(&[]), Err(IngestError::NoReports)));
     }
 
     #[test]

@@ -12,8 +12,8 @@ pub mod settings;
 pub mod tokens;
 
 pub use ingest::{
-    FailureStatus, FailureVerdict, IngestError, IngestResult, ReportFile, RunMeta, Timings,
-    ingest_reports,
+    FailureStatus, FailureVerdict, IngestError, IngestResult, ReportFile, ReportVerdict, RunMeta,
+    Timings, ingest_reports, report_verdict,
 };
 pub use rescore::{Rescored, derived_state, rescore};
 pub use settings::{Environment, LogLevel, Secret, Settings, SettingsError};

@@ -83,6 +83,28 @@ pub(crate) enum Command {
         after_help = "Each PATH is a report file, a directory (every *.xml below it) or a quoted glob pattern\n(`*`, `?`, `[…]`, `**`). All files go in one request: they are one run's reports.\n\nMissing flags are taken from the environment: FLAKEGUARD_SERVER, FLAKEGUARD_TOKEN and, on\nGitHub Actions, GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_HEAD_REF or GITHUB_REF_NAME, GITHUB_REF\n(refs/pull/N/merge), GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT and GITHUB_JOB. Flags win.\n\nExamples:\n  flakeguard upload --server https://flakeguard.example.com target/nextest/ci/junit.xml\n  flakeguard upload --repo acme/shop --commit \"$(git rev-parse HEAD)\" 'reports/**/*.xml'\n\nExit status: 0 when the server stored the run (or already had it), 1 when it refused it or\ncould not be reached, 2 on usage errors."
     )]
     Upload(UploadArgs),
+    /// Run a test command, upload its JUnit reports, and exit 0 when every failing test is
+    /// quarantined (otherwise with the command's own exit code).
+    #[command(
+        after_help = "The command runs with its output streamed. Afterwards FlakeGuard reads the JUnit reports it\nwrote (files matching --junit, modified since the command started), uploads them as\n`flakeguard upload` does, and compares the failing tests with the repository's quarantine list\n(active quarantines only). FlakeGuard's own messages go to stderr.\n\nExit status: 0 when the command succeeded, or failed only on quarantined tests (they are\nlisted); otherwise the command's own exit code (also when it wrote no report, or when the\nserver cannot be reached: --fail-closed then exits non-zero even for a passing run);\n2 on usage errors; 126/127 when the command cannot be started.\n\nExamples:\n  flakeguard run -- cargo nextest run --profile ci\n  flakeguard run --junit 'reports/*.xml' -- pytest --junitxml=reports/junit.xml\n  flakeguard run --quarantine-file quarantine.json -- npm test"
+    )]
+    Run(RunArgs),
+    /// Check a policy file (`.flakeguard.yml`).
+    #[command(
+        after_help = "Examples:\n  flakeguard policy check .flakeguard.yml\n\nExit status: 0 when the file is valid (a summary of the settings is printed), 1 when it is\nnot (every problem is listed as FILE:LINE:COLUMN: KEY: MESSAGE) or cannot be read, 2 on\nusage errors."
+    )]
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Quarantine lists for test runners.
+    #[command(
+        after_help = "Only active quarantines that have not expired are exported.\n\nExamples:\n  flakeguard quarantine export --format pytest > deselect.txt && pytest @deselect.txt\n  cargo nextest run -E \"$(flakeguard quarantine export --format nextest)\"\n  go test -skip \"$(flakeguard quarantine export --format go)\" ./...\n  npx jest --testNamePattern \"$(flakeguard quarantine export --format jest)\"\n  mvn test \"-Dtest=$(flakeguard quarantine export --format junit5)\" -Dsurefire.failIfNoSpecifiedTests=false\n  flakeguard quarantine export --format json > quarantine.json   # for --quarantine-file\n\nExit status: 0 on success, 1 when the list cannot be read or fetched, 2 on usage errors."
+    )]
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,17 +113,36 @@ pub(crate) enum UploadFormat {
     Json,
 }
 
+/// Where a FlakeGuard server is and how hard to try reaching it: shared by every command
+/// that talks to one (`upload`, `run`, `quarantine export`).
 #[derive(Debug, Args)]
-pub(crate) struct UploadArgs {
+pub(crate) struct ServerArgs {
     /// The FlakeGuard server's base URL [env: FLAKEGUARD_SERVER].
     #[arg(long, value_name = "URL")]
     pub(crate) server: Option<String>,
-    /// An API token with the ingest scope [env: FLAKEGUARD_TOKEN].
+    /// An API token: the ingest scope to upload, the read scope to read the quarantine list
+    /// [env: FLAKEGUARD_TOKEN].
     #[arg(long, value_name = "TOKEN")]
     pub(crate) token: Option<Secret>,
     /// The repository, as owner/name [env: GITHUB_REPOSITORY].
     #[arg(long, value_name = "OWNER/NAME")]
     pub(crate) repo: Option<String>,
+    /// How many times to retry after a failed attempt (5xx, 429, no connection, timeout).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) retries: u32,
+    /// Give up on an attempt after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: u64,
+    /// The first retry's delay in milliseconds; each later one doubles it (tests shorten it).
+    #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
+    pub(crate) backoff_ms: u64,
+}
+
+/// The server, and which CI run the reports are from: `upload`'s options, also taken by `run`.
+#[derive(Debug, Args)]
+pub(crate) struct UploadOptions {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
     /// The commit the tests ran on [env: GITHUB_SHA].
     #[arg(long, value_name = "SHA")]
     pub(crate) commit: Option<String>,
@@ -120,21 +161,86 @@ pub(crate) struct UploadArgs {
     /// The pull request's number [env: GITHUB_REF when it is refs/pull/N/merge].
     #[arg(long, value_name = "N")]
     pub(crate) pr: Option<u64>,
-    /// How many times to retry after a failed attempt (5xx, 429, no connection, timeout).
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub(crate) retries: u32,
-    /// Give up on an attempt after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) timeout: u64,
-    /// The first retry's delay in milliseconds; each later one doubles it (tests shorten it).
-    #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
-    pub(crate) backoff_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    #[command(flatten)]
+    pub(crate) options: UploadOptions,
     /// Output format: a readable summary, or the server's JSON answer.
     #[arg(long, value_enum, default_value_t = UploadFormat::Text)]
     pub(crate) format: UploadFormat,
     /// Report files, directories searched recursively for `*.xml`, or glob patterns.
     #[arg(required = true, value_name = "PATH")]
     pub(crate) paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) upload: UploadOptions,
+    /// Where the command writes its JUnit reports: a glob pattern (quoted), a file or a
+    /// directory; repeatable. Default: `**/*junit*.xml` and `**/TEST-*.xml`.
+    #[arg(long = "junit", value_name = "GLOB")]
+    pub(crate) junit: Vec<String>,
+    /// Decide offline from a saved quarantine list (the JSON of GET …/quarantine, or of
+    /// `flakeguard quarantine export --format json`): no server is contacted, nothing is
+    /// uploaded.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) quarantine_file: Option<PathBuf>,
+    /// When the server cannot be reached (upload or quarantine list), exit non-zero even if
+    /// the tests passed or every failure is quarantined.
+    #[arg(long)]
+    pub(crate) fail_closed: bool,
+    /// The test command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Check a `.flakeguard.yml`: list every problem with its line and column, or summarize
+    /// the settings it gives.
+    Check {
+        /// The policy file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QuarantineCommand {
+    /// Print skip or deselect expressions for a test runner, from the server's quarantine
+    /// list or a saved one.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// `--deselect=<node id>` lines, for `pytest @FILE`.
+    Pytest,
+    /// A `--testNamePattern` regular expression that matches every other test.
+    Jest,
+    /// A `cargo nextest run -E` filterset excluding the tests.
+    Nextest,
+    /// A `go test -skip` regular expression.
+    Go,
+    /// Maven Surefire/Failsafe `-Dtest` exclusions (`!Class#method`), for JUnit 5 (and 4).
+    Junit5,
+    /// The list itself, as the API answers it: save it for `--quarantine-file`.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Read a saved quarantine list instead of asking the server.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) quarantine_file: Option<PathBuf>,
+    /// Which runner's syntax to print.
+    #[arg(long, value_enum)]
+    pub(crate) format: ExportFormat,
 }
 
 /// A secret from the command line or the environment: usable, never printed by `Debug`.
@@ -286,7 +392,7 @@ pub(crate) struct RescoreArgs {
     /// The repository, as owner/name.
     #[arg(long, value_name = "OWNER/NAME")]
     pub(crate) repo: String,
-    /// A policy file (the scoring keys of `.flakeguard.yml`).
+    /// A policy file (`.flakeguard.yml`; its scoring keys judge the tests).
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
 }
@@ -366,7 +472,8 @@ pub(crate) struct AnalyzeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = AnalyzeFormat::Table)]
     pub(crate) format: AnalyzeFormat,
-    /// A policy file (`.flakeguard.yml` keys: flaky_threshold, warn_threshold, min_occurrences, …).
+    /// A policy file (`.flakeguard.yml`; its scoring keys judge the tests: flaky_threshold,
+    /// warn_threshold, min_occurrences, …).
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
     /// Judge as of this time (RFC 3339) instead of now; makes output reproducible.

@@ -12,6 +12,7 @@ mod demo;
 mod files;
 mod history;
 mod progress;
+mod quarantine_list;
 mod queue;
 mod record;
 mod report;
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
         cli::Command::Jobs { command } => commands::jobs::run(&command),
         cli::Command::Token { command } => commands::token::run(&command),
         cli::Command::Upload(args) => commands::upload::run(&args),
+        cli::Command::Run(args) => commands::run::run(&args),
+        cli::Command::Policy { command } => commands::policy::run(&command),
+        cli::Command::Quarantine { command } => commands::quarantine::run(&command),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use flakeguard_core::RepoConfig;
 use flakeguard_core::policy::Policy;
 use flakeguard_core::scoring::score_all;
 use flakeguard_store::Store;
@@ -121,22 +122,20 @@ fn record_and_reload(
     })
 }
 
-/// Reads a policy file (the scoring keys of `.flakeguard.yml`) and checks every value.
+/// Reads a policy file (a `.flakeguard.yml`: its scoring keys are what judges) and checks all
+/// of it, naming every problem with its position.
 pub(crate) fn load_policy(path: &Path) -> Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read policy file {}", path.display()))?;
-    let policy: Policy = if text.trim().is_empty() {
-        Policy::default()
-    } else {
-        serde_yaml_ng::from_str(&text)
-            .with_context(|| format!("{}: invalid policy", path.display()))?
-    };
-    if let Err(problems) = policy.validate() {
-        bail!(
-            "{}: invalid policy: {}",
-            path.display(),
-            problems.join("; ")
-        );
+    match RepoConfig::parse(&text) {
+        Ok(config) => Ok(config.policy),
+        Err(problems) => {
+            let file = path.display().to_string();
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| super::policy::located(&file, p))
+                .collect();
+            bail!("invalid policy file {file}:\n{}", lines.join("\n"))
+        }
     }
-    Ok(policy)
 }

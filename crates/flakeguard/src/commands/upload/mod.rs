@@ -2,27 +2,28 @@
 //! multipart request, and say what the server made of them.
 
 mod multipart;
-mod send;
-mod target;
+pub(crate) mod send;
+pub(crate) mod target;
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::cli::{UploadArgs, UploadFormat};
 use crate::files;
 use crate::progress;
 use multipart::Part;
+use send::Retry;
 use target::Target;
 
 /// The server's answer to a stored (or already stored) run.
 #[derive(Debug, Deserialize)]
-struct Stored {
+pub(crate) struct Stored {
     run_id: i64,
     created: bool,
     repo: String,
@@ -44,60 +45,84 @@ struct Failure {
 const MAX_LISTED_FAILURES: usize = 50;
 
 pub(crate) fn run(args: &UploadArgs) -> Result<ExitCode> {
-    let target = Target::resolve(args, |name| std::env::var(name).ok())?;
-    let parts = parts(&args.paths)?;
-    let payload = multipart::build(&parts)?;
+    let target = Target::resolve(&args.options, |name| std::env::var(name).ok())?;
+    let files = report_paths(&args.paths)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let uploaded = runtime.block_on(upload(
+        &target,
+        Retry::from_args(&args.options.server),
+        files,
+    ))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        UploadFormat::Json => {
+            out.write_all(uploaded.body.trim_ascii_end())?;
+            out.write_all(b"\n")?;
+        }
+        UploadFormat::Text => uploaded.write_summary(&mut out, std::io::stdout().is_terminal())?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
 
+/// A run's reports, stored by the server (or already stored), and what it made of them.
+#[derive(Debug)]
+pub(crate) struct Uploaded {
+    pub(crate) stored: Stored,
+    /// The server's JSON answer as it came.
+    pub(crate) body: Bytes,
+    reports: usize,
+    payload: multipart::Payload,
+}
+
+impl Uploaded {
+    /// `uploaded 3 reports (…) to acme/shop: run 17, 412 tests, 2 failed — …`, the failures
+    /// by status, and the run's address.
+    pub(crate) fn write_summary(&self, out: &mut impl Write, color: bool) -> std::io::Result<()> {
+        write_summary(out, &self.stored, self.reports, &self.payload, color)
+    }
+}
+
+/// Sends one run's report files to the target's server in one gzipped multipart request,
+/// retrying as `retry` says; a progress bar shows on a terminal.
+pub(crate) async fn upload(target: &Target, retry: Retry, files: Vec<PathBuf>) -> Result<Uploaded> {
+    let parts = named_parts(files);
+    let payload = multipart::build(&parts)?;
     let upload = send::Upload {
         url: target.ingest_url(),
-        token: &target.token,
+        token: &target.endpoint.token,
         content_type: payload.content_type(),
         body: payload.gzipped.clone(),
-        retries: args.retries,
-        timeout: Duration::from_secs(args.timeout),
-        backoff: Duration::from_millis(args.backoff_ms),
+        retry,
     };
     let bar = progress::upload_bar(payload.gzipped.len() as u64);
     bar.set_message(format!(
         "{} to {}",
         plural(parts.len(), "report"),
-        target.repo
+        target.endpoint.repo
     ));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let answer = runtime.block_on(send::send(&upload, &bar));
+    let answer = send::send(&upload, &bar).await;
     bar.finish_and_clear();
     let answer = answer?;
-
     let stored: Stored = serde_json::from_slice(&answer.body).with_context(|| {
         format!(
             "the server answered HTTP {} but not with the expected JSON",
             answer.status.as_u16()
         )
     })?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        UploadFormat::Json => {
-            out.write_all(answer.body.trim_ascii_end())?;
-            out.write_all(b"\n")?;
-        }
-        UploadFormat::Text => write_summary(
-            &mut out,
-            &stored,
-            parts.len(),
-            &payload,
-            std::io::stdout().is_terminal(),
-        )?,
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Uploaded {
+        stored,
+        body: answer.body,
+        reports: parts.len(),
+        payload,
+    })
 }
 
 /// Every file named by the arguments, once each, in the order given.
-fn parts(paths: &[PathBuf]) -> Result<Vec<Part>> {
-    let cwd = std::env::current_dir().ok();
+fn report_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut seen = HashSet::new();
     for path in paths {
@@ -120,13 +145,19 @@ fn parts(paths: &[PathBuf]) -> Result<Vec<Part>> {
     if files.is_empty() {
         bail!("no report files to upload");
     }
-    Ok(files
+    Ok(files)
+}
+
+/// The files with the names the server is told.
+fn named_parts(files: Vec<PathBuf>) -> Vec<Part> {
+    let cwd = std::env::current_dir().ok();
+    files
         .into_iter()
         .map(|path| Part {
             filename: filename(&path, cwd.as_deref()),
             path,
         })
-        .collect())
+        .collect()
 }
 
 /// The name the server is told: the path as given, with `/` separators and no `./`; an absolute
@@ -220,7 +251,7 @@ fn write_summary(
     Ok(())
 }
 
-fn plural(n: usize, noun: &str) -> String {
+pub(crate) fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {

@@ -1,5 +1,6 @@
-//! Sending the request: one POST, retried with exponential backoff and jitter when a retry can
-//! help (no connection, a timeout, 5xx, 429) and never when it cannot (any other 4xx).
+//! Talking to the server: a request (the upload's POST, the quarantine list's GETs) retried
+//! with exponential backoff and jitter when a retry can help (no connection, a timeout, 5xx,
+//! 429) and never when it cannot (any other 4xx).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -25,6 +26,25 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How hard to try: attempts after the first, the time each may take, and the pause before
+/// the first retry (each later one doubles).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    pub(crate) retries: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) backoff: Duration,
+}
+
+impl Retry {
+    pub(crate) fn from_args(args: &crate::cli::ServerArgs) -> Self {
+        Retry {
+            retries: args.retries,
+            timeout: Duration::from_secs(args.timeout),
+            backoff: Duration::from_millis(args.backoff_ms),
+        }
+    }
+}
+
 /// One upload: where, with what, and how hard to try.
 #[derive(Debug)]
 pub(super) struct Upload<'a> {
@@ -32,18 +52,14 @@ pub(super) struct Upload<'a> {
     pub(super) token: &'a Secret,
     pub(super) content_type: String,
     pub(super) body: Bytes,
-    /// Attempts after the first.
-    pub(super) retries: u32,
-    pub(super) timeout: Duration,
-    /// The pause before the first retry; each later one doubles.
-    pub(super) backoff: Duration,
+    pub(super) retry: Retry,
 }
 
 /// A 2xx answer.
 #[derive(Debug)]
-pub(super) struct Answer {
-    pub(super) status: StatusCode,
-    pub(super) body: Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
 }
 
 /// Why an attempt failed in a way another attempt may fix.
@@ -66,62 +82,112 @@ impl fmt::Display for Transient {
     }
 }
 
-pub(super) async fn send(upload: &Upload<'_>, bar: &ProgressBar) -> Result<Answer> {
-    let client = reqwest::Client::builder()
+/// An HTTP client for talking to a FlakeGuard server.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
         .user_agent(concat!("flakeguard/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(CONNECT_TIMEOUT.min(upload.timeout))
-        .timeout(upload.timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .timeout(timeout)
         // A redirected POST becomes a GET without the reports; say so instead.
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .context("cannot set up the HTTP client")?;
-    let mut authorization = HeaderValue::from_str(&format!("Bearer {}", upload.token.expose()))
-        .context("the token cannot be sent in an HTTP header")?;
-    authorization.set_sensitive(true);
+        .context("cannot set up the HTTP client")
+}
 
-    let attempts = upload.retries.saturating_add(1);
+/// `Bearer <token>`, marked sensitive so it is never logged.
+pub(crate) fn authorization(token: &Secret) -> Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .context("the token cannot be sent in an HTTP header")?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+pub(super) async fn send(upload: &Upload<'_>, bar: &ProgressBar) -> Result<Answer> {
+    let client = client(upload.retry.timeout)?;
+    let authorization = authorization(upload.token)?;
+    with_retries(
+        "upload",
+        &upload.retry,
+        |_| {
+            bar.set_position(0);
+            client
+                .post(upload.url.clone())
+                .header(AUTHORIZATION, authorization.clone())
+                .header(CONTENT_TYPE, &upload.content_type)
+                .header(CONTENT_ENCODING, "gzip")
+                .body(reqwest::Body::wrap(CountedBody {
+                    rest: upload.body.clone(),
+                    bar: bar.clone(),
+                }))
+        },
+        |event| match event {
+            RetryEvent::Waiting { warning, failure } => {
+                bar.suspend(|| eprintln!("{warning}"));
+                bar.set_message(format!("waiting to retry ({failure})"));
+            }
+            RetryEvent::Attempt { attempt, attempts } => {
+                bar.set_message(format!("attempt {attempt} of {attempts}"));
+            }
+        },
+    )
+    .await
+}
+
+/// What [`with_retries`] reports while it works.
+#[derive(Debug)]
+pub(crate) enum RetryEvent<'a> {
+    /// An attempt failed; the warning says so and when the next one starts.
+    Waiting { warning: &'a str, failure: &'a str },
+    /// Attempt `attempt` of `attempts` is starting (from the second on).
+    Attempt { attempt: u32, attempts: u32 },
+}
+
+/// Sends the request `build` makes (given the attempt number, from 1) until the server answers
+/// 2xx, answers in a way no retry can change (any other 4xx: `Err` naming `what` as refused),
+/// or the attempts run out (`Err` with the last failure). Retried: no connection, a timeout,
+/// 5xx and 429 (after its `Retry-After`, capped), with exponential backoff and jitter.
+pub(crate) async fn with_retries(
+    what: &str,
+    retry: &Retry,
+    mut build: impl FnMut(u32) -> reqwest::RequestBuilder,
+    mut events: impl FnMut(RetryEvent<'_>),
+) -> Result<Answer> {
+    let attempts = retry.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
-        bar.set_position(0);
-        let request = client
-            .post(upload.url.clone())
-            .header(AUTHORIZATION, authorization.clone())
-            .header(CONTENT_TYPE, &upload.content_type)
-            .header(CONTENT_ENCODING, "gzip")
-            .body(reqwest::Body::wrap(CountedBody {
-                rest: upload.body.clone(),
-                bar: bar.clone(),
-            }));
-        let failure = match attempt_once(request, upload.timeout).await? {
+        let failure = match attempt_once(what, build(attempt), retry.timeout).await? {
             Ok(answer) => return Ok(answer),
             Err(failure) => failure,
         };
         if attempt >= attempts {
             let tries = if attempts == 1 { "attempt" } else { "attempts" };
-            bail!("upload failed after {attempts} {tries}; last error: {failure}");
+            bail!("{what} failed after {attempts} {tries}; last error: {failure}");
         }
         let delay = match &failure {
             Transient::Status {
                 retry_after: Some(after),
                 ..
             } => (*after).min(MAX_RETRY_AFTER),
-            _ => backoff(upload.backoff, attempt, jitter()),
+            _ => backoff(retry.backoff, attempt, jitter()),
         };
-        bar.suspend(|| {
-            eprintln!(
-                "warning: attempt {attempt} of {attempts} failed: {failure}; retrying in {}",
-                seconds(delay)
-            );
+        let failure = failure.to_string();
+        let warning = format!(
+            "warning: attempt {attempt} of {attempts} failed: {failure}; retrying in {}",
+            seconds(delay)
+        );
+        events(RetryEvent::Waiting {
+            warning: &warning,
+            failure: &failure,
         });
-        bar.set_message(format!("waiting to retry ({failure})"));
         tokio::time::sleep(delay).await;
         attempt += 1;
-        bar.set_message(format!("attempt {attempt} of {attempts}"));
+        events(RetryEvent::Attempt { attempt, attempts });
     }
 }
 
 /// One attempt: `Ok(Ok)` on 2xx, `Ok(Err)` when a retry may help, `Err` when none will.
 async fn attempt_once(
+    what: &str,
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<Result<Answer, Transient>> {
@@ -160,11 +226,11 @@ async fn attempt_once(
     if status.is_redirection() {
         let to = location.as_deref().unwrap_or("an unnamed address");
         bail!(
-            "upload refused (HTTP {}): the server redirects to {to}; pass the final address as --server",
+            "{what} refused (HTTP {}): the server redirects to {to}; pass the final address as --server",
             status.as_u16()
         );
     }
-    bail!("{}", error.refusal(status))
+    bail!("{}", error.refusal(what, status))
 }
 
 /// What an error answer says: the API's `{"error":{"code","message"}}`, or, from a server (or a
@@ -222,8 +288,8 @@ impl ServerError {
     }
 
     /// `upload refused (HTTP 422 invalid_report): <message>`.
-    fn refusal(&self, status: StatusCode) -> String {
-        self.with_message(format!("upload refused ({})", self.heading(status)))
+    fn refusal(&self, what: &str, status: StatusCode) -> String {
+        self.with_message(format!("{what} refused ({})", self.heading(status)))
     }
 
     fn with_message(&self, head: String) -> String {
@@ -378,7 +444,7 @@ mod tests {
             "HTTP 422 invalid_report: line 3: bad"
         );
         assert_eq!(
-            error.refusal(StatusCode::UNPROCESSABLE_ENTITY),
+            error.refusal("upload", StatusCode::UNPROCESSABLE_ENTITY),
             "upload refused (HTTP 422 invalid_report): line 3: bad"
         );
     }
