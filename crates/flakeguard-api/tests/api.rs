@@ -1051,6 +1051,114 @@ async fn openapi_and_swagger_ui(app: &TestApp) {
     assert_eq!(js.status(), 200, "Swagger UI is served from the binary");
 }
 
+/// With the queue unreachable, uploads are still stored and answered (scoring deferred to the
+/// outbox sweep), readiness says "degraded" (200: keep sending uploads here) and the worker's
+/// health says "degraded" with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_queue_degrades_but_uploads_are_kept() {
+    // Nothing listens on port 1: every connection is refused.
+    let queue = flakeguard_queue::RedisQueue::lazy("redis://127.0.0.1:1", "fg-nowhere").unwrap();
+    let app = TestApp::start_custom(
+        Backend::Sqlite,
+        test_settings(),
+        Some(std::sync::Arc::new(queue)),
+    )
+    .await;
+    let xml = junit(&[("c", "a", "pass"), ("c", "b", "fail")]);
+    let response = app
+        .http
+        .post(app.url("/api/v1/ingest?repo=acme/shop&run_id=outage"))
+        .bearer_auth(&app.tokens.acme)
+        .header("content-type", "application/xml")
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scoring"], "deferred", "{body}");
+    let far = OffsetDateTime::now_utc() + time::Duration::days(1);
+    assert_eq!(app.store.unscored_runs(far, 10).await.unwrap().len(), 1);
+
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["checks"]["database"]["status"], "ok");
+    assert_eq!(ready["checks"]["queue"]["status"], "unavailable");
+    assert!(
+        ready["checks"]["queue"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1"),
+        "{ready}"
+    );
+    let worker = app
+        .http
+        .get(format!("{}/health", app.worker))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(worker.status(), 503);
+    let worker: Value = worker.json().await.unwrap();
+    assert_eq!(worker["status"], "degraded", "{worker}");
+    assert!(
+        worker["reason"].as_str().unwrap().contains("queue"),
+        "{worker}"
+    );
+    app.finish().await;
+}
+
+/// The worker's `/metrics` passes Prometheus' own linter (`promtool check metrics`), with job
+/// metrics present after a job ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (status, _) = app
+        .ingest(
+            "repo=acme/shop&run_id=m1",
+            &app.tokens.acme,
+            &junit(&[("c", "a", "pass")]),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.worker))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("flakeguard_jobs_total{"), "{text}");
+    assert!(
+        text.contains("flakeguard_job_duration_seconds_bucket{"),
+        "{text}"
+    );
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (Debian package `prometheus`; .ci/run installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.finish().await;
+}
+
 /// When the database goes away, readiness says so (503 with the reason) and the API answers 503
 /// rather than hanging; liveness still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

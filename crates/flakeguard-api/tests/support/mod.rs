@@ -149,6 +149,15 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, settings: Settings) -> TestApp {
+        Self::start_custom(backend, settings, None).await
+    }
+
+    /// With `queue` instead of the backend's usual one (outage tests).
+    pub async fn start_custom(
+        backend: Backend,
+        settings: Settings,
+        queue_override: Option<Arc<dyn JobQueue>>,
+    ) -> TestApp {
         let (store, queue, cleanup): (Arc<dyn Store>, Arc<dyn JobQueue>, Cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(unique("fg-api"));
@@ -168,6 +177,7 @@ impl TestApp {
                 (Arc::new(store), Arc::new(queue), Cleanup::Database(name))
             }
         };
+        let queue = queue_override.unwrap_or(queue);
         store.migrate().await.unwrap();
         let (tokens, acme, shop) = seed(&*store).await;
         let bind = || TcpListener::bind("127.0.0.1:0");
