@@ -428,6 +428,10 @@ impl JobQueue for RedisQueue {
             let ids: Vec<String> = connection
                 .zrange(self.queue_key(queue, set), 0, stop)
                 .await?;
+            if ids.is_empty() {
+                // An empty pipeline is an error in redis-rs.
+                return Ok((ids, Vec::new()));
+            }
             let mut pipe = redis::pipe();
             for id in &ids {
                 pipe.hgetall(self.key(&format!("job:{id}")));
@@ -504,7 +508,18 @@ impl JobQueue for RedisQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{RedisQueue, redact};
+    use crate::JobQueue;
+
+    #[tokio::test]
+    async fn tls_urls_are_supported() {
+        // Nothing listens on port 1: the error must be the refused connection, not a
+        // missing TLS feature.
+        let queue = RedisQueue::lazy("rediss://127.0.0.1:1", "x").unwrap();
+        let err = queue.ping().await.unwrap_err().to_string();
+        assert!(!err.contains("feature"), "{err}");
+        assert!(err.contains("127.0.0.1:1"), "{err}");
+    }
 
     #[test]
     fn passwords_are_not_shown() {

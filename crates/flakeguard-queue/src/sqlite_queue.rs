@@ -1,5 +1,5 @@
-//! The embedded backend: one SQLite file (by default `data/queue.db`, beside the store's
-//! database), so `flakeguard serve` keeps its jobs across restarts with nothing to install.
+//! The embedded backend: one SQLite file (by default `data/flakeguard-queue.db`, beside the
+//! store's database), so `flakeguard serve` keeps its jobs across restarts with nothing to install.
 //!
 //! It is a separate file from the store on purpose: SQLite has one writer per file, and a
 //! 100k-test ingest holds the store's write lock for most of a second; the queue's short

@@ -41,7 +41,7 @@ pub(crate) enum Command {
     /// Run FlakeGuard: the API, the worker's health and the web role, on the embedded SQLite
     /// database unless DATABASE_URL says otherwise.
     #[command(
-        after_help = "Settings come from the environment, a .env file in the working directory, <NAME>_FILE\nvariables and /run/secrets/<name> (see README.md). With no configuration at all:\n  API     http://0.0.0.0:3000   (PORT, HOST)   /health, /health/ready, /api/v1/…, /documentation\n  worker  http://0.0.0.0:3001   (WORKER_PORT)  /health\n  web     http://0.0.0.0:3002   (WEB_PORT)     /health\nSIGTERM or Ctrl-C drains in-flight requests (up to 30 s) and exits 0.\n\nExamples:\n  flakeguard serve\n  NODE_ENV=production DATABASE_URL=postgres://flakeguard@db/flakeguard flakeguard serve --role api"
+        after_help = "Settings come from the environment, a .env file in the working directory, <NAME>_FILE\nvariables and /run/secrets/<name> (see README.md). With no configuration at all:\n  API     http://0.0.0.0:3000   (PORT, HOST)   /health, /health/ready, /api/v1/…, /documentation\n  worker  http://0.0.0.0:3001   (WORKER_PORT)  /health, /metrics (and the jobs)\n  web     http://0.0.0.0:3002   (WEB_PORT)     /health\nSIGTERM or Ctrl-C drains in-flight requests (up to 30 s) and running jobs (up to 20 s, then hands\nthem back to the queue) and exits 0.\n\nExamples:\n  flakeguard serve\n  NODE_ENV=production DATABASE_URL=postgres://flakeguard@db/flakeguard flakeguard serve --role api"
     )]
     Serve(ServeArgs),
     /// Run the API role only (what the runbook's `api` service runs).
@@ -326,7 +326,8 @@ pub(crate) enum JobsCommand {
     },
     /// Put dead jobs back in their queue with their attempts reset.
     Retry {
-        /// The queue of the jobs named (required with IDs; with --all, the default is every queue).
+        /// The queue of the jobs named (by default read from each id's prefix, e.g.
+        /// `score_tests:run:42`; with --all, the default is every queue).
         #[arg(long, value_name = "QUEUE")]
         queue: Option<String>,
         /// Every dead job (of --queue, or of every queue).
