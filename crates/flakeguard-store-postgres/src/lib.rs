@@ -24,6 +24,7 @@ mod error;
 mod history;
 mod ingest;
 mod migrate;
+mod outbox;
 mod quarantines;
 mod runs;
 mod test_cases;
@@ -55,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "read_api",
         sql: include_str!("../migrations/0002_read_api.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "outbox",
+        sql: include_str!("../migrations/0003_outbox.sql"),
     },
 ];
 
@@ -348,6 +354,31 @@ impl Store for PostgresStore {
         repo: RepoId,
     ) -> Result<Vec<(Quarantine, TestKey)>, StoreError> {
         quarantines::live(&self.pool, repo).await
+    }
+
+    async fn unscored_runs(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(RepoId, StoredRunId)>, StoreError> {
+        outbox::unscored(&self.pool, received_before, limit).await
+    }
+
+    async fn mark_run_scored(
+        &self,
+        run: StoredRunId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        outbox::mark_scored(&self.pool, run, at).await
+    }
+
+    async fn load_run_history(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+        max_runs: u32,
+    ) -> Result<StoredHistory, StoreError> {
+        history::load_run(&self.pool, repo, run, max_runs).await
     }
 }
 

@@ -1,8 +1,8 @@
-//! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, races
-//! between concurrent ingests (through `COPY` and through `INSERT`s), migrations and
-//! quarantines, the same rows whichever way a batch is written, COPY's handling of awkward
-//! text, text PostgreSQL cannot store, timestamp precision, and how connection failures are
-//! reported.
+//! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, the
+//! outbox migration's treatment of existing runs, races between concurrent ingests (through
+//! `COPY` and through `INSERT`s), migrations and quarantines, the same rows whichever way a
+//! batch is written, COPY's handling of awkward text, text PostgreSQL cannot store, timestamp
+//! precision, and how connection failures are reported.
 
 mod support;
 
@@ -128,6 +128,88 @@ async fn concurrent_migrations_apply_each_migration_once() {
         flakeguard_store_postgres::MIGRATIONS.len()
     );
     other.close().await;
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_stored_before_the_outbox_count_as_scored() {
+    let store = store().await;
+    // The database as the previous release left it: migrations 1 and 2.
+    let mut conn = store.connection().await;
+    sqlx::raw_sql(
+        "CREATE TABLE flakeguard_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+         checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for migration in &flakeguard_store_postgres::MIGRATIONS[..2] {
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO flakeguard_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(flakeguard_store::checksum(migration.sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let (org, _) = store.ensure_organization("acme", "Acme").await.unwrap();
+    let repo = store
+        .ensure_repository(org.id, &RepoSlug::parse("acme/shop").unwrap())
+        .await
+        .unwrap()
+        .0
+        .id;
+    let received = |run: NewRun| NewRun {
+        received_at: run.started_at + Duration::from_secs(300),
+        ..run
+    };
+    let old = store
+        .ingest(
+            repo,
+            &received(run("1", T0)),
+            &tests(3),
+            &[passed(0), passed(1), passed(2)],
+        )
+        .await
+        .unwrap()
+        .run;
+
+    let applied: Vec<i64> = store
+        .migrate()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(applied, [3]);
+    let old = store.find_run(repo, old).await.unwrap().unwrap();
+    assert_eq!(
+        old.scored_at,
+        Some(T0 + Duration::from_secs(300)),
+        "scored in-process when it arrived"
+    );
+    let later = T0 + Duration::from_secs(86_400);
+    assert!(store.unscored_runs(later, 10).await.unwrap().is_empty());
+    let new = store
+        .ingest(repo, &run("2", T0), &tests(1), &[passed(0)])
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(
+        store.find_run(repo, new).await.unwrap().unwrap().scored_at,
+        None
+    );
+    assert_eq!(
+        store.unscored_runs(later, 10).await.unwrap(),
+        vec![(repo, new)]
+    );
     store.finish().await;
 }
 

@@ -11,8 +11,9 @@
 //!
 //! The code is split by what it stores: `migrate` (schema bookkeeping), `tenants`
 //! (organizations, users, repositories), `tokens`, `audit`, `ingest` (runs and executions,
-//! the bulk path), `history` (reading runs back for scoring), `test_cases` (derived state and
-//! test listings), `runs` (runs and executions read back for people) and `quarantines`.
+//! the bulk path), `history` (reading runs back for scoring), `outbox` (runs waiting to be
+//! scored), `test_cases` (derived state and test listings), `runs` (runs and executions read
+//! back for people) and `quarantines`.
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -20,6 +21,7 @@ mod error;
 mod history;
 mod ingest;
 mod migrate;
+mod outbox;
 mod quarantines;
 mod runs;
 mod tenants;
@@ -293,5 +295,26 @@ impl Store for SqliteStore {
 
     async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>> {
         self.live_quarantines_impl(repo).await
+    }
+
+    async fn unscored_runs(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(RepoId, StoredRunId)>> {
+        self.unscored_runs_impl(received_before, limit).await
+    }
+
+    async fn mark_run_scored(&self, run: StoredRunId, at: OffsetDateTime) -> Result<()> {
+        self.mark_run_scored_impl(run, at).await
+    }
+
+    async fn load_run_history(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+        max_runs: u32,
+    ) -> Result<StoredHistory> {
+        self.load_run_history_impl(repo, run, max_runs).await
     }
 }

@@ -4,14 +4,14 @@
 //! of them with [`conformance_tests!`](crate::conformance_tests), giving it a factory that
 //! creates such a store (for PostgreSQL: a database of its own, dropped afterwards).
 
-use flakeguard_core::{Outcome, TestKey};
+use flakeguard_core::{Outcome, TestHistory, TestKey};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::{
     DerivedState, NewAuditEntry, NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId,
     PageRequest, QuarantineState, RepoId, RepoSlug, Role, Scope, Source, Store, StoreError,
-    StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort,
+    StoredHistory, StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -44,6 +44,9 @@ macro_rules! conformance_tests {
             runs_are_only_found_in_their_repository,
             one_live_quarantine_per_test,
             quarantines_are_only_added_and_listed_in_their_repository,
+            runs_wait_in_the_scoring_outbox_until_marked,
+            a_runs_history_is_the_scoring_window_of_its_tests,
+            a_large_runs_history_is_the_scoring_window_of_its_tests,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1707,4 +1710,412 @@ pub async fn quarantines_are_only_added_and_listed_in_their_repository(store: &d
         ids(store.live_quarantines(other).await.unwrap()),
         vec![their.id]
     );
+}
+
+// ---- the scoring outbox -----------------------------------------------------------------
+
+fn at(minutes: i64) -> OffsetDateTime {
+    T0 + time::Duration::minutes(minutes)
+}
+
+pub async fn runs_wait_in_the_scoring_outbox_until_marked(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let tests = [test_case("t")];
+    let ingest = async |repo, run_id: &str, minutes| {
+        store
+            .ingest(
+                repo,
+                &run(run_id, 1, minutes, "d"),
+                &tests,
+                &[exec(0, 1, Outcome::Passed)],
+            )
+            .await
+            .unwrap()
+    };
+    // Received five minutes after they started; recorded out of reception order.
+    let late = ingest(shop, "late", 20).await.run;
+    let early = ingest(other, "early", 0).await.run;
+    let mid = ingest(shop, "mid", 10).await.run;
+    let tie = ingest(shop, "tie", 10).await.run;
+    assert!(tie > mid, "ids grow");
+
+    let unscored = async |before, limit| store.unscored_runs(before, limit).await.unwrap();
+    assert_eq!(
+        unscored(at(100), 10).await,
+        vec![(other, early), (shop, mid), (shop, tie), (shop, late)],
+        "every repository's, oldest reception first, then by id"
+    );
+    assert_eq!(
+        unscored(at(100), 2).await,
+        vec![(other, early), (shop, mid)]
+    );
+    assert_eq!(
+        unscored(at(15), 10).await,
+        vec![(other, early)],
+        "received strictly before"
+    );
+    assert!(unscored(at(100), 0).await.is_empty());
+    assert_eq!(
+        store.find_run(shop, mid).await.unwrap().unwrap().scored_at,
+        None,
+        "a new run is unscored"
+    );
+
+    store.mark_run_scored(mid, at(30)).await.unwrap();
+    store.mark_run_scored(mid, at(40)).await.unwrap();
+    assert_eq!(
+        store.find_run(shop, mid).await.unwrap().unwrap().scored_at,
+        Some(at(30)),
+        "marking again keeps the first time"
+    );
+    assert_eq!(
+        unscored(at(100), 10).await,
+        vec![(other, early), (shop, tie), (shop, late)]
+    );
+    let listed = store
+        .list_runs(
+            shop,
+            PageRequest {
+                offset: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let marks: Vec<(StoredRunId, Option<OffsetDateTime>)> =
+        listed.items.iter().map(|r| (r.id, r.scored_at)).collect();
+    assert_eq!(
+        marks,
+        vec![(late, None), (tie, None), (mid, Some(at(30)))],
+        "listed runs carry their mark"
+    );
+
+    // The same report again changes nothing, the mark included.
+    let again = ingest(shop, "mid", 10).await;
+    assert!(!again.created && again.run == mid);
+    assert_eq!(
+        store.find_run(shop, mid).await.unwrap().unwrap().scored_at,
+        Some(at(30))
+    );
+
+    let err = store
+        .mark_run_scored(StoredRunId(i64::MAX), at(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    for run in [early, tie, late] {
+        store.mark_run_scored(run, at(50)).await.unwrap();
+    }
+    assert!(unscored(at(100), 10).await.is_empty());
+    assert_eq!(
+        store
+            .find_run(other, early)
+            .await
+            .unwrap()
+            .unwrap()
+            .scored_at,
+        Some(at(50))
+    );
+}
+
+/// `history`'s tests are exactly those of `full` (a `load_history` answer) named in
+/// `names`, with the same runs, ids, histories and order.
+fn assert_history_of(history: &StoredHistory, full: &StoredHistory, names: &[&str]) {
+    assert_eq!(history.runs, full.runs, "the same scoring window");
+    assert_eq!(history.run_ids, full.run_ids);
+    let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
+    let (ids, tests): (Vec<TestCaseId>, Vec<TestHistory>) = full
+        .test_ids
+        .iter()
+        .zip(&full.tests)
+        .filter(|(_, t)| wanted.contains(t.key.name.as_str()))
+        .map(|(id, t)| (*id, t.clone()))
+        .unzip();
+    assert_eq!(tests.len(), names.len(), "load_history has each of them");
+    assert_eq!(history.test_ids, ids);
+    assert_eq!(
+        history.tests, tests,
+        "each test's history as load_history has it"
+    );
+}
+
+pub async fn a_runs_history_is_the_scoring_window_of_its_tests(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let tests: Vec<NewTestCase> = names.iter().map(|n| test_case(n)).collect();
+    let skipped = NewExecution {
+        duration_ms: None,
+        ..exec(4, 1, Outcome::Skipped)
+    };
+    // (run id, minute, executions); "target" names a, b and e.
+    let runs = [
+        (
+            "r1",
+            0,
+            vec![
+                exec(0, 1, Outcome::Passed),
+                failing_exec(1, 1, Outcome::Failed, SIG_A, Some("b broke")),
+                exec(1, 2, Outcome::Passed),
+                exec(2, 1, Outcome::Passed),
+                exec(3, 1, Outcome::Passed),
+            ],
+        ),
+        (
+            "r2",
+            10,
+            vec![
+                failing_exec(0, 1, Outcome::Failed, SIG_B, None),
+                exec(1, 1, Outcome::Passed),
+                exec(4, 1, Outcome::Passed),
+            ],
+        ),
+        (
+            "r3",
+            20,
+            vec![exec(2, 1, Outcome::Passed), exec(5, 1, Outcome::Passed)],
+        ),
+        (
+            "target",
+            30,
+            vec![
+                exec(0, 1, Outcome::Passed),
+                failing_exec(1, 1, Outcome::Error, SIG_A, None),
+                skipped,
+            ],
+        ),
+        ("empty", 35, vec![]),
+        (
+            "r5",
+            40,
+            vec![
+                exec(0, 1, Outcome::Passed),
+                exec(2, 1, Outcome::Passed),
+                exec(3, 1, Outcome::Passed),
+            ],
+        ),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    // Recorded out of time order, and the same runs in another repository.
+    for index in [3, 0, 5, 2, 4, 1] {
+        let (run_id, minutes, executions) = &runs[index];
+        for repo in [shop, other] {
+            let ingested = store
+                .ingest(repo, &run(run_id, 1, *minutes, "d"), &tests, executions)
+                .await
+                .unwrap();
+            if repo == shop {
+                ids.insert(*run_id, ingested.run);
+            }
+        }
+    }
+    let target = ids["target"];
+
+    let full = store.load_history(shop, 50).await.unwrap();
+    let history = store.load_run_history(shop, target, 50).await.unwrap();
+    assert_eq!(history.runs.len(), 6);
+    assert_history_of(&history, &full, &["a", "b", "e"]);
+    // And in absolute terms, for one test.
+    let b = history
+        .tests
+        .iter()
+        .find(|t| t.key.name == "b")
+        .expect("b is in the run");
+    let summary: Vec<_> = b
+        .executions
+        .iter()
+        .map(|e| (e.run, e.attempt, e.outcome, e.signature, e.duration_ms))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, 1, Outcome::Failed, Some(SIG_A), Some(40)),
+            (0, 2, Outcome::Passed, None, Some(12)),
+            (1, 1, Outcome::Passed, None, Some(12)),
+            (3, 1, Outcome::Error, Some(SIG_A), Some(40)),
+        ],
+        "by run (oldest first), then attempt"
+    );
+    assert_eq!(b.key, test_case("b").key);
+    assert_eq!(b.file.as_deref(), Some("tests/a.rs"));
+    let e = history.tests.iter().find(|t| t.key.name == "e").unwrap();
+    assert_eq!(
+        e.executions
+            .iter()
+            .map(|x| (x.run, x.outcome, x.duration_ms))
+            .collect::<Vec<_>>(),
+        vec![(1, Outcome::Passed, Some(12)), (3, Outcome::Skipped, None)]
+    );
+
+    // Narrower windows: the target's tests keep what the window has of them.
+    for (max_runs, expected) in [
+        (4, &["a", "b", "e"][..]),
+        (3, &["a", "b", "e"][..]),
+        // The run is out of the window: only a ran since.
+        (2, &["a"][..]),
+        (1, &["a"][..]),
+        (0, &[][..]),
+    ] {
+        let full = store.load_history(shop, max_runs).await.unwrap();
+        let history = store
+            .load_run_history(shop, target, max_runs)
+            .await
+            .unwrap();
+        assert_eq!(history.runs.len(), max_runs as usize, "{max_runs}");
+        assert_history_of(&history, &full, expected);
+    }
+
+    // Another run: the other tests.
+    let r5 = store.load_run_history(shop, ids["r5"], 50).await.unwrap();
+    assert_history_of(&r5, &full, &["a", "c", "d"]);
+    let empty = store
+        .load_run_history(shop, ids["empty"], 50)
+        .await
+        .unwrap();
+    assert_history_of(&empty, &full, &[]);
+
+    // Only a run of the repository.
+    let theirs = store.load_history(other, 50).await.unwrap();
+    let their_target = theirs.run_ids[3];
+    assert!(their_target != target);
+    for (repo, run) in [
+        (other, target),
+        (shop, their_target),
+        (shop, StoredRunId(i64::MAX)),
+    ] {
+        let err = store.load_run_history(repo, run, 50).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    }
+    let their_history = store
+        .load_run_history(other, their_target, 50)
+        .await
+        .unwrap();
+    assert_history_of(&their_history, &theirs, &["a", "b", "e"]);
+    assert!(
+        their_history
+            .test_ids
+            .iter()
+            .all(|id| !history.test_ids.contains(id))
+    );
+}
+
+/// A run of most of the window: more (window run, test) pairs than backends look up one by
+/// one (both read the window instead above 100,000), with other runs naming some of its tests
+/// and a test it does not name.
+pub async fn a_large_runs_history_is_the_scoring_window_of_its_tests(store: &dyn Store) {
+    migrated(store).await;
+    let big = repo(store, "acme/big").await;
+    let cases: Vec<NewTestCase> = (0..10_001)
+        .map(|i| test_case(&format!("case {i}")))
+        .collect();
+    let outsider = test_case("outsider");
+    // "before" (minute 0): cases 0-9 and the outsider, case 3 failing.
+    let mut before_tests = cases[..10].to_vec();
+    before_tests.push(outsider.clone());
+    let before_executions: Vec<NewExecution> = (0..11)
+        .map(|i| {
+            if i == 3 {
+                failing_exec(i, 1, Outcome::Failed, SIG_A, Some("three"))
+            } else {
+                exec(i, 1, Outcome::Passed)
+            }
+        })
+        .collect();
+    store
+        .ingest(
+            big,
+            &run("before", 1, 0, "d"),
+            &before_tests,
+            &before_executions,
+        )
+        .await
+        .unwrap();
+    for minute in 1..10 {
+        store
+            .ingest(
+                big,
+                &run(&format!("empty {minute}"), 1, minute, "d"),
+                &[],
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    // "target" (minute 10): every case, each hundredth failing and then passing.
+    let target_executions: Vec<NewExecution> = (0..cases.len())
+        .flat_map(|i| {
+            if i % 100 == 0 {
+                vec![
+                    failing_exec(i, 1, Outcome::Failed, SIG_B, None),
+                    exec(i, 2, Outcome::Passed),
+                ]
+            } else {
+                vec![exec(i, 1, Outcome::Passed)]
+            }
+        })
+        .collect();
+    let target = store
+        .ingest(big, &run("target", 1, 10, "d"), &cases, &target_executions)
+        .await
+        .unwrap()
+        .run;
+    // "after" (minute 20): case 5 errors, the outsider passes.
+    let after = store
+        .ingest(
+            big,
+            &run("after", 1, 20, "d"),
+            &[cases[5].clone(), outsider],
+            &[
+                failing_exec(0, 1, Outcome::Error, SIG_A, None),
+                exec(1, 1, Outcome::Passed),
+            ],
+        )
+        .await
+        .unwrap()
+        .run;
+
+    let names: Vec<String> = (0..cases.len()).map(|i| format!("case {i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    // 12 runs × 10,001 tests; then 3 runs × 10,001.
+    for max_runs in [50, 3] {
+        let full = store.load_history(big, max_runs).await.unwrap();
+        let history = store.load_run_history(big, target, max_runs).await.unwrap();
+        assert_eq!(history.runs.len(), if max_runs == 50 { 12 } else { 3 });
+        assert_history_of(&history, &full, &names);
+        let outcomes = |name: &str| {
+            let test = history
+                .tests
+                .iter()
+                .find(|t| t.key.name == name)
+                .expect("a case of the run");
+            test.executions
+                .iter()
+                .map(|e| (e.run, e.attempt, e.outcome))
+                .collect::<Vec<_>>()
+        };
+        let last = history.runs.len() as u32 - 1;
+        if max_runs == 50 {
+            assert_eq!(
+                outcomes("case 3"),
+                vec![(0, 1, Outcome::Failed), (10, 1, Outcome::Passed)]
+            );
+        }
+        assert_eq!(
+            outcomes("case 5")[outcomes("case 5").len() - 2..],
+            [(last - 1, 1, Outcome::Passed), (last, 1, Outcome::Error)]
+        );
+        assert_eq!(
+            outcomes("case 200"),
+            vec![
+                (last - 1, 1, Outcome::Failed),
+                (last - 1, 2, Outcome::Passed)
+            ]
+        );
+    }
+    let full = store.load_history(big, 50).await.unwrap();
+    let small = store.load_run_history(big, after, 50).await.unwrap();
+    assert_history_of(&small, &full, &["case 5", "outsider"]);
 }

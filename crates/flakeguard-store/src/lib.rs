@@ -5,8 +5,9 @@
 //! both must pass [`conformance`], the one suite that defines the behaviour.
 //!
 //! History is append-only: a run and its executions are written once, in one transaction, and
-//! never changed; a test's derived state (status, probability, …) can always be recomputed
-//! from its executions.
+//! never changed, but for one piece of bookkeeping: a run's `scored_at` (the scoring outbox).
+//! A test's derived state (status, probability, …) can always be recomputed from its
+//! executions.
 #![forbid(unsafe_code)]
 
 pub mod conformance;
@@ -157,4 +158,38 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The repository's proposed and active quarantines, with their tests' keys.
     async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>>;
+
+    // ---- the scoring outbox -------------------------------------------------------------
+    //
+    // A run is stored unscored (`StoredRun::scored_at` is `None`); whatever rescores its tests
+    // marks it scored afterwards. A sweeper finds the runs left unscored (the process stopped
+    // between the ingest and the scoring) and scores them again: scoring is idempotent, so
+    // doing it twice is harmless, and forgetting it is impossible.
+
+    /// Runs not scored yet that were received before `received_before`, oldest first (by
+    /// reception, then id), at most `limit`, with their repositories.
+    async fn unscored_runs(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(RepoId, StoredRunId)>>;
+
+    /// Marks the run scored at `at`. Idempotent: a run already marked keeps its first time
+    /// (the outbox entry was done then). [`StoreError::NotFound`] when there is no such run.
+    async fn mark_run_scored(&self, run: StoredRunId, at: OffsetDateTime) -> Result<()>;
+
+    /// What [`Store::load_history`] returns for `(repo, max_runs)` — the same runs, and for
+    /// each test the same [`flakeguard_core::TestHistory`] in the same order — but only for
+    /// the tests with an execution in `run` (those a new run can have changed). A small
+    /// run's tests are read on their own, so this stays cheap for one CI job in a large
+    /// repository; a run of most of the window costs about what `load_history` does. A test
+    /// of `run` without executions in the window (the run is older than the window) is left
+    /// out, as `load_history` leaves it out. [`StoreError::NotFound`] when `run` is not one
+    /// of `repo`'s.
+    async fn load_run_history(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+        max_runs: u32,
+    ) -> Result<StoredHistory>;
 }

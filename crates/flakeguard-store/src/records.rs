@@ -442,6 +442,9 @@ pub struct StoredRun {
     pub started_at: OffsetDateTime,
     pub received_at: OffsetDateTime,
     pub report_digest: String,
+    /// When the run's tests were rescored after it arrived; `None` while it waits in the
+    /// scoring outbox (see [`crate::Store::unscored_runs`]).
+    pub scored_at: Option<OffsetDateTime>,
     /// Distinct tests in the run.
     pub testcases: u64,
     /// Executions in the run, all attempts.
