@@ -20,6 +20,7 @@
 mod accounts;
 mod audit;
 mod copy;
+mod deliveries;
 mod error;
 mod history;
 mod ingest;
@@ -35,11 +36,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flakeguard_core::TestKey;
 use flakeguard_store::{
-    ApiToken, AuditEntry, Counts, DerivedState, Ingested, Migration, MigrationState, NewAuditEntry,
-    NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page,
-    PageRequest, Quarantine, RepoId, RepoSlug, Repository, Role, RunFailure, SignatureCount, Store,
-    StoreError, StoredHistory, StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution,
-    TestQuery, TokenHash, TokenId, User, UserId,
+    ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested, Migration,
+    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
+    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
+    Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
+    StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
+    WebhookDelivery,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -379,6 +381,35 @@ impl Store for PostgresStore {
         max_runs: u32,
     ) -> Result<StoredHistory, StoreError> {
         history::load_run(&self.pool, repo, run, max_runs).await
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &NewDelivery,
+    ) -> Result<(WebhookDelivery, bool), StoreError> {
+        deliveries::record(&self.pool, delivery).await
+    }
+
+    async fn find_delivery(&self, id: DeliveryId) -> Result<Option<WebhookDelivery>, StoreError> {
+        deliveries::find(&self.pool, id).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        deliveries::finish(&self.pool, id, status, error, at).await
+    }
+
+    async fn pending_deliveries(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        deliveries::pending(&self.pool, received_before, limit).await
     }
 }
 

@@ -1,8 +1,8 @@
 //! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, the
 //! outbox migration's treatment of existing runs, races between concurrent ingests (through
-//! `COPY` and through `INSERT`s), migrations and quarantines, the same rows whichever way a
-//! batch is written, COPY's handling of awkward text, text PostgreSQL cannot store, timestamp
-//! precision, and how connection failures are reported.
+//! `COPY` and through `INSERT`s), migrations, quarantines and webhook deliveries, the same
+//! rows whichever way a batch is written, COPY's handling of awkward text, text PostgreSQL
+//! cannot store, timestamp precision, and how connection failures are reported.
 
 mod support;
 
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{
-    NewAuditEntry, NewExecution, NewQuarantine, NewRun, NewTestCase, QuarantineState, RepoId,
-    RepoSlug, Source, Store, StoreError, TestCaseId,
+    NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase, QuarantineState,
+    RepoId, RepoSlug, Source, Store, StoreError, TestCaseId,
 };
 use flakeguard_store_postgres::PostgresStore;
 use sqlx::Row;
@@ -210,6 +210,45 @@ async fn runs_stored_before_the_outbox_count_as_scored() {
         store.unscored_runs(later, 10).await.unwrap(),
         vec![(repo, new)]
     );
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_of_one_id_store_it_once() {
+    let store = store().await;
+    store.migrate().await.unwrap();
+    let other = PostgresStore::connect(store.url(), 4).await.unwrap();
+    for round in 0..20 {
+        let delivery = NewDelivery {
+            delivery_id: format!("guid-{round}"),
+            event: "workflow_run".into(),
+            action: Some("completed".into()),
+            installation_id: Some(round),
+            payload: format!("{{\"round\":{round}}}").into_bytes(),
+            received_at: T0,
+        };
+        let (a, b, c, d) = tokio::join!(
+            store.record_delivery(&delivery),
+            other.record_delivery(&delivery),
+            store.record_delivery(&delivery),
+            other.record_delivery(&delivery),
+        );
+        let results = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+        assert_eq!(
+            results.iter().filter(|(_, created)| *created).count(),
+            1,
+            "round {round}: exactly one is new"
+        );
+        assert!(results.iter().all(|(stored, _)| *stored == results[0].0));
+    }
+    let mut conn = store.connection().await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, 20);
+    drop(conn);
+    other.close().await;
     store.finish().await;
 }
 

@@ -13,10 +13,11 @@
 //! (organizations, users, repositories), `tokens`, `audit`, `ingest` (runs and executions,
 //! the bulk path), `history` (reading runs back for scoring), `outbox` (runs waiting to be
 //! scored), `test_cases` (derived state and test listings), `runs` (runs and executions read
-//! back for people) and `quarantines`.
+//! back for people), `quarantines` and `deliveries` (GitHub webhook deliveries).
 #![forbid(unsafe_code)]
 
 mod audit;
+mod deliveries;
 mod error;
 mod history;
 mod ingest;
@@ -35,11 +36,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flakeguard_core::TestKey;
 use flakeguard_store::{
-    ApiToken, AuditEntry, Counts, DerivedState, Ingested, MigrationState, NewAuditEntry,
-    NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page,
-    PageRequest, Quarantine, RepoId, RepoSlug, Repository, Result, Role, RunFailure,
-    SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId, StoredTest,
-    TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
+    ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested,
+    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
+    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
+    Result, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun,
+    StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User,
+    UserId, WebhookDelivery,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -316,5 +318,31 @@ impl Store for SqliteStore {
         max_runs: u32,
     ) -> Result<StoredHistory> {
         self.load_run_history_impl(repo, run, max_runs).await
+    }
+
+    async fn record_delivery(&self, delivery: &NewDelivery) -> Result<(WebhookDelivery, bool)> {
+        self.record_delivery_impl(delivery).await
+    }
+
+    async fn find_delivery(&self, id: DeliveryId) -> Result<Option<WebhookDelivery>> {
+        self.find_delivery_impl(id).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.finish_delivery_impl(id, status, error, at).await
+    }
+
+    async fn pending_deliveries(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryId>> {
+        self.pending_deliveries_impl(received_before, limit).await
     }
 }

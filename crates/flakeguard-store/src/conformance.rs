@@ -9,9 +9,10 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::{
-    DerivedState, NewAuditEntry, NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId,
-    PageRequest, QuarantineState, RepoId, RepoSlug, Role, Scope, Source, Store, StoreError,
-    StoredHistory, StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort,
+    DeliveryId, DeliveryStatus, DerivedState, NewAuditEntry, NewDelivery, NewExecution,
+    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, QuarantineState, RepoId,
+    RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRunId, StoredTest,
+    TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -47,6 +48,8 @@ macro_rules! conformance_tests {
             runs_wait_in_the_scoring_outbox_until_marked,
             a_runs_history_is_the_scoring_window_of_its_tests,
             a_large_runs_history_is_the_scoring_window_of_its_tests,
+            webhook_deliveries_are_recorded_once,
+            webhook_deliveries_are_finished_and_pending_ones_listed,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -2118,4 +2121,243 @@ pub async fn a_large_runs_history_is_the_scoring_window_of_its_tests(store: &dyn
     let full = store.load_history(big, 50).await.unwrap();
     let small = store.load_run_history(big, after, 50).await.unwrap();
     assert_history_of(&small, &full, &["case 5", "outsider"]);
+}
+
+// ---- webhook deliveries -----------------------------------------------------------------
+
+fn delivery(guid: &str, minutes: i64) -> NewDelivery {
+    NewDelivery {
+        delivery_id: guid.to_owned(),
+        event: "workflow_run".to_owned(),
+        action: Some("completed".to_owned()),
+        installation_id: Some(42),
+        payload: br#"{"action":"completed"}"#.to_vec(),
+        received_at: at(minutes),
+    }
+}
+
+pub async fn webhook_deliveries_are_recorded_once(store: &dyn Store) {
+    migrated(store).await;
+    let new = NewDelivery {
+        installation_id: Some(i64::MAX),
+        payload: vec![0, 0xff, b'{', 0x80, 0],
+        ..delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958", 0)
+    };
+    let (stored, created) = store.record_delivery(&new).await.unwrap();
+    assert!(created);
+    assert_eq!(
+        stored,
+        WebhookDelivery {
+            id: stored.id,
+            delivery_id: new.delivery_id.clone(),
+            event: "workflow_run".to_owned(),
+            action: Some("completed".to_owned()),
+            installation_id: Some(i64::MAX),
+            payload: vec![0, 0xff, b'{', 0x80, 0],
+            status: DeliveryStatus::Received,
+            attempts: 0,
+            last_error: None,
+            received_at: T0,
+            processed_at: None,
+        }
+    );
+    assert_eq!(
+        store.find_delivery(stored.id).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    // GitHub redelivers with the same id: the stored delivery comes back untouched.
+    let redelivered = NewDelivery {
+        event: "ping".to_owned(),
+        action: None,
+        installation_id: None,
+        payload: b"other".to_vec(),
+        received_at: at(60),
+        ..new.clone()
+    };
+    let (again, created) = store.record_delivery(&redelivered).await.unwrap();
+    assert!(!created);
+    assert_eq!(again, stored);
+    assert_eq!(
+        store.find_delivery(stored.id).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    let bare = NewDelivery {
+        action: None,
+        installation_id: None,
+        payload: Vec::new(),
+        ..delivery("guid-2", 1)
+    };
+    let (bare, created) = store.record_delivery(&bare).await.unwrap();
+    assert!(created && bare.id != stored.id);
+    assert_eq!(
+        (
+            bare.action.as_deref(),
+            bare.installation_id,
+            bare.payload.as_slice()
+        ),
+        (None, None, &[][..])
+    );
+    assert_eq!(store.find_delivery(bare.id).await.unwrap(), Some(bare));
+    assert_eq!(
+        store.find_delivery(DeliveryId(i64::MAX)).await.unwrap(),
+        None
+    );
+
+    // Concurrent deliveries of one id: exactly one is new.
+    for round in 0..5 {
+        let d = delivery(&format!("concurrent-{round}"), round);
+        let (first, second) =
+            futures_join(store.record_delivery(&d), store.record_delivery(&d)).await;
+        let ((first, a), (second, b)) = (first.unwrap(), second.unwrap());
+        assert!(a != b, "round {round}: exactly one is new");
+        assert_eq!(first, second);
+    }
+}
+
+/// Both futures' outputs, polling them in turn so that both are under way at once (the suite
+/// depends on no runtime).
+async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut done_a, mut done_b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if done_a.is_none()
+            && let Poll::Ready(output) = a.as_mut().poll(cx)
+        {
+            done_a = Some(output);
+        }
+        if done_b.is_none()
+            && let Poll::Ready(output) = b.as_mut().poll(cx)
+        {
+            done_b = Some(output);
+        }
+        match (done_a.take(), done_b.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (done_a, done_b) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+pub async fn webhook_deliveries_are_finished_and_pending_ones_listed(store: &dyn Store) {
+    migrated(store).await;
+    let record = async |guid: &str, minutes| {
+        store
+            .record_delivery(&delivery(guid, minutes))
+            .await
+            .unwrap()
+            .0
+    };
+    let third = record("third", 20).await;
+    let first = record("first", 0).await;
+    let tie_a = record("tie-a", 10).await;
+    let tie_b = record("tie-b", 10).await;
+    assert!(tie_b.id > tie_a.id, "ids grow");
+    let pending = async |before, limit| store.pending_deliveries(before, limit).await.unwrap();
+    assert_eq!(
+        pending(at(100), 10).await,
+        vec![first.id, tie_a.id, tie_b.id, third.id],
+        "oldest reception first, then by id"
+    );
+    assert_eq!(pending(at(100), 2).await, vec![first.id, tie_a.id]);
+    assert_eq!(
+        pending(at(10), 10).await,
+        vec![first.id],
+        "received strictly before"
+    );
+    assert!(pending(at(100), 0).await.is_empty());
+
+    store
+        .finish_delivery(first.id, DeliveryStatus::Processed, None, at(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_delivery(first.id).await.unwrap(),
+        Some(WebhookDelivery {
+            status: DeliveryStatus::Processed,
+            attempts: 1,
+            processed_at: Some(at(50)),
+            ..first.clone()
+        }),
+        "only the status, attempts, error and time change"
+    );
+
+    // A failed attempt that leaves it pending, then one that gives up.
+    store
+        .finish_delivery(tie_a.id, DeliveryStatus::Received, Some("timeout"), at(51))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_delivery(tie_a.id).await.unwrap(),
+        Some(WebhookDelivery {
+            attempts: 1,
+            last_error: Some("timeout".to_owned()),
+            processed_at: Some(at(51)),
+            ..tie_a.clone()
+        })
+    );
+    assert_eq!(
+        pending(at(100), 10).await,
+        vec![tie_a.id, tie_b.id, third.id]
+    );
+    store
+        .finish_delivery(tie_a.id, DeliveryStatus::Failed, Some("gave up"), at(52))
+        .await
+        .unwrap();
+    let failed = store.find_delivery(tie_a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            failed.status,
+            failed.attempts,
+            failed.last_error.as_deref(),
+            failed.processed_at
+        ),
+        (DeliveryStatus::Failed, 2, Some("gave up"), Some(at(52)))
+    );
+
+    store
+        .finish_delivery(tie_b.id, DeliveryStatus::Ignored, None, at(53))
+        .await
+        .unwrap();
+    assert_eq!(pending(at(100), 10).await, vec![third.id]);
+    store
+        .finish_delivery(third.id, DeliveryStatus::Received, Some("retry"), at(54))
+        .await
+        .unwrap();
+    store
+        .finish_delivery(third.id, DeliveryStatus::Processed, None, at(55))
+        .await
+        .unwrap();
+    let done = store.find_delivery(third.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            done.status,
+            done.attempts,
+            done.last_error,
+            done.processed_at
+        ),
+        (DeliveryStatus::Processed, 2, None, Some(at(55))),
+        "a successful attempt clears the last error"
+    );
+    assert_eq!(
+        store.find_delivery(tie_b.id).await.unwrap().unwrap().status,
+        DeliveryStatus::Ignored
+    );
+    assert!(pending(at(100), 10).await.is_empty());
+
+    let err = store
+        .finish_delivery(
+            DeliveryId(i64::MAX),
+            DeliveryStatus::Processed,
+            None,
+            at(60),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
 }

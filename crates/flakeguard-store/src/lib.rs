@@ -192,4 +192,37 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         run: StoredRunId,
         max_runs: u32,
     ) -> Result<StoredHistory>;
+
+    // ---- GitHub webhook deliveries ------------------------------------------------------
+    //
+    // Deliveries are stored as they arrive and handled afterwards (an outbox): the webhook
+    // answers GitHub quickly, and a delivery survives a restart.
+
+    /// Stores the delivery; `true` when it is new. A delivery id already stored (GitHub
+    /// redelivers) returns the stored delivery unchanged and `false`; of concurrent calls
+    /// with one delivery id, exactly one gets `true`.
+    async fn record_delivery(&self, delivery: &NewDelivery) -> Result<(WebhookDelivery, bool)>;
+
+    async fn find_delivery(&self, id: DeliveryId) -> Result<Option<WebhookDelivery>>;
+
+    /// Records one attempt at handling the delivery: its new `status`, the attempt's error
+    /// (`None` clears the previous one) and `processed_at = at`; `attempts` grows by one.
+    /// Finishing with [`DeliveryStatus::Received`] records a failed attempt and leaves the
+    /// delivery pending, to be tried again. [`StoreError::NotFound`] when there is no such
+    /// delivery.
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Deliveries still `received` that arrived before `received_before`, oldest first (by
+    /// reception, then id), at most `limit`.
+    async fn pending_deliveries(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryId>>;
 }
