@@ -27,6 +27,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod quarantines;
+mod retention;
 mod runs;
 mod test_cases;
 
@@ -410,6 +411,17 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<DeliveryId>, StoreError> {
         deliveries::pending(&self.pool, received_before, limit).await
+    }
+
+    async fn prune_failure_text(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        retention::prune_failure_text(&self.pool, before).await
+    }
+
+    async fn expire_quarantines(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(Quarantine, RepoId)>, StoreError> {
+        quarantines::expire(&self.pool, now).await
     }
 }
 

@@ -1,8 +1,8 @@
 //! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, the
 //! outbox migration's treatment of existing runs, races between concurrent ingests (through
-//! `COPY` and through `INSERT`s), migrations, quarantines and webhook deliveries, the same
-//! rows whichever way a batch is written, COPY's handling of awkward text, text PostgreSQL
-//! cannot store, timestamp precision, and how connection failures are reported.
+//! `COPY` and through `INSERT`s), migrations, quarantines, webhook deliveries and prunes, the
+//! same rows whichever way a batch is written, COPY's handling of awkward text, text
+//! PostgreSQL cannot store, timestamp precision, and how connection failures are reported.
 
 mod support;
 
@@ -247,6 +247,47 @@ async fn concurrent_deliveries_of_one_id_store_it_once() {
         .await
         .unwrap();
     assert_eq!(stored, 20);
+    drop(conn);
+    other.close().await;
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_prunes_clear_each_message_once() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let n = 25_000;
+    let failing: Vec<NewExecution> = (0..n)
+        .map(|i| NewExecution {
+            outcome: Outcome::Failed,
+            signature: Some(7),
+            message: Some(format!("boom {i}")),
+            ..passed(i)
+        })
+        .collect();
+    store
+        .ingest(repo, &run("1", T0), &tests(n), &failing)
+        .await
+        .unwrap();
+    let other = PostgresStore::connect(store.url(), 2).await.unwrap();
+    let cutoff = T0 + Duration::from_secs(60);
+    let (a, b) = tokio::join!(
+        store.prune_failure_text(cutoff),
+        other.prune_failure_text(cutoff)
+    );
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        n as u64,
+        "each message counted once"
+    );
+    assert_eq!(store.prune_failure_text(cutoff).await.unwrap(), 0);
+    let mut conn = store.connection().await;
+    let (messages, signatures): (i64, i64) =
+        sqlx::query_as("SELECT count(message), count(failure_signature) FROM executions")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((messages, signatures), (0, n as i64));
     drop(conn);
     other.close().await;
     store.finish().await;

@@ -13,7 +13,8 @@
 //! (organizations, users, repositories), `tokens`, `audit`, `ingest` (runs and executions,
 //! the bulk path), `history` (reading runs back for scoring), `outbox` (runs waiting to be
 //! scored), `test_cases` (derived state and test listings), `runs` (runs and executions read
-//! back for people), `quarantines` and `deliveries` (GitHub webhook deliveries).
+//! back for people), `quarantines`, `deliveries` (GitHub webhook deliveries) and `retention`
+//! (clearing old failure messages).
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -24,6 +25,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod quarantines;
+mod retention;
 mod runs;
 mod tenants;
 mod test_cases;
@@ -344,5 +346,13 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<DeliveryId>> {
         self.pending_deliveries_impl(received_before, limit).await
+    }
+
+    async fn prune_failure_text(&self, before: OffsetDateTime) -> Result<u64> {
+        self.prune_failure_text_impl(before).await
+    }
+
+    async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>> {
+        self.expire_quarantines_impl(now).await
     }
 }

@@ -10,9 +10,9 @@ use time::macros::datetime;
 
 use crate::{
     DeliveryId, DeliveryStatus, DerivedState, NewAuditEntry, NewDelivery, NewExecution,
-    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, QuarantineState, RepoId,
-    RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRunId, StoredTest,
-    TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery,
+    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, Quarantine, QuarantineState,
+    RepoId, RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRunId,
+    StoredTest, TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -50,6 +50,8 @@ macro_rules! conformance_tests {
             a_large_runs_history_is_the_scoring_window_of_its_tests,
             webhook_deliveries_are_recorded_once,
             webhook_deliveries_are_finished_and_pending_ones_listed,
+            old_failure_text_is_pruned_and_signatures_kept,
+            expired_quarantines_end,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -2360,4 +2362,214 @@ pub async fn webhook_deliveries_are_finished_and_pending_ones_listed(store: &dyn
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+// ---- maintenance --------------------------------------------------------------------------
+
+pub async fn old_failure_text_is_pruned_and_signatures_kept(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let (test, runs) = execution_seed(store, shop).await;
+    let (their_test, _) = execution_seed(store, other).await;
+    let before = store.recent_executions(shop, test, 100).await.unwrap();
+    // What the executions should be once messages of runs started before `cutoff` are gone.
+    let without_messages_before = |cutoff: OffsetDateTime| {
+        before
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if e.started_at < cutoff {
+                    e.message = None;
+                }
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Run 1 (minute 0) had one message, in each repository; run 2 starts at the cutoff.
+    assert_eq!(store.prune_failure_text(at(10)).await.unwrap(), 2);
+    assert_eq!(
+        store.recent_executions(shop, test, 100).await.unwrap(),
+        without_messages_before(at(10)),
+        "only the message changes, and only before the cutoff"
+    );
+    assert_eq!(
+        store.prune_failure_text(at(10)).await.unwrap(),
+        0,
+        "already cleared"
+    );
+    // Runs 2 and 3 had one each; run 4's failure had none; run 5 passed.
+    assert_eq!(store.prune_failure_text(at(25)).await.unwrap(), 4);
+    assert_eq!(store.prune_failure_text(at(1_000)).await.unwrap(), 0);
+    let after = store.recent_executions(shop, test, 100).await.unwrap();
+    assert_eq!(after, without_messages_before(at(1_000)));
+    assert!(after.iter().all(|e| e.message.is_none()));
+    let signatures: Vec<(u64, u64, Option<String>)> = store
+        .failure_signatures(shop, test)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.signature, s.count, s.message))
+        .collect();
+    assert_eq!(
+        signatures,
+        vec![(SIG_A, 3, None), (SIG_B, 1, None)],
+        "signatures still group"
+    );
+    assert!(
+        store
+            .recent_executions(other, their_test, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.message.is_none())
+    );
+    assert_eq!(
+        store.run_failures(shop, runs[0]).await.unwrap()[0].signature,
+        Some(SIG_A)
+    );
+
+    // More messages than one batch of a backend (10,000), and a newer run that keeps its own.
+    let big = repo(store, "acme/big").await;
+    let tests: Vec<NewTestCase> = (0..10_007)
+        .map(|i| test_case(&format!("case {i}")))
+        .collect();
+    let failing: Vec<NewExecution> = (0..tests.len())
+        .map(|i| failing_exec(i, 1, Outcome::Failed, SIG_A, Some(&format!("boom {i}"))))
+        .collect();
+    let old = store
+        .ingest(big, &run("old", 1, 0, "d"), &tests, &failing)
+        .await
+        .unwrap()
+        .run;
+    let newer = store
+        .ingest(big, &run("newer", 1, 100, "d"), &tests[..3], &failing[..3])
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(store.prune_failure_text(at(100)).await.unwrap(), 10_007);
+    assert_eq!(store.prune_failure_text(at(100)).await.unwrap(), 0);
+    let old_failures = store.run_failures(big, old).await.unwrap();
+    assert_eq!(old_failures.len(), 10_007);
+    assert!(
+        old_failures
+            .iter()
+            .all(|f| f.message.is_none() && f.signature == Some(SIG_A))
+    );
+    let kept: Vec<Option<String>> = store
+        .run_failures(big, newer)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.message)
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            Some("boom 0".to_owned()),
+            Some("boom 1".to_owned()),
+            Some("boom 2".to_owned())
+        ]
+    );
+}
+
+pub async fn expired_quarantines_end(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let tests: Vec<NewTestCase> = names.iter().map(|n| test_case(n)).collect();
+    let ours = ingest_passing(store, shop, "1", &tests).await;
+    let theirs = ingest_passing(store, other, "1", &tests[..1]).await;
+    let now = T0 + time::Duration::days(14);
+    let expiring = |test, state, expires_at| NewQuarantine {
+        expires_at,
+        ..quarantine_of(test, state, 0)
+    };
+    let minute = time::Duration::minutes(1);
+    let mut added = Vec::new();
+    for (test, state, expires_at) in [
+        (ours[0], QuarantineState::Proposed, Some(now - minute)),
+        (ours[1], QuarantineState::Active, Some(now)),
+        (ours[2], QuarantineState::Active, Some(now + minute)),
+        (ours[3], QuarantineState::Active, None),
+        (ours[4], QuarantineState::Released, Some(now - minute)),
+        (ours[5], QuarantineState::Expired, Some(now - minute)),
+        (theirs[0], QuarantineState::Proposed, Some(T0)),
+    ] {
+        let repo = if test == theirs[0] { other } else { shop };
+        let q = store
+            .add_quarantine(repo, &expiring(test, state, expires_at))
+            .await
+            .unwrap();
+        added.push(q);
+    }
+    let ended = |q: &Quarantine| Quarantine {
+        state: QuarantineState::Expired,
+        released_at: Some(now),
+        ..q.clone()
+    };
+
+    let expired = store.expire_quarantines(now).await.unwrap();
+    let mut expected = vec![
+        (ended(&added[0]), shop),
+        (ended(&added[1]), shop),
+        (ended(&added[6]), other),
+    ];
+    expected.sort_by_key(|(q, _)| q.id);
+    assert_eq!(
+        expired, expected,
+        "live ones expiring at or before now, as changed, by id"
+    );
+    assert!(store.expire_quarantines(now).await.unwrap().is_empty());
+
+    let live: Vec<_> = store
+        .live_quarantines(shop)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(q, _)| q)
+        .collect();
+    assert_eq!(live, vec![added[2].clone(), added[3].clone()]);
+    assert!(store.live_quarantines(other).await.unwrap().is_empty());
+    assert!(
+        !store
+            .find_test(shop, ours[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .quarantined
+    );
+    assert!(
+        store
+            .find_test(shop, ours[2])
+            .await
+            .unwrap()
+            .unwrap()
+            .quarantined
+    );
+    // An expired quarantine is no longer live: the test may be quarantined again.
+    store
+        .add_quarantine(shop, &expiring(ours[0], QuarantineState::Proposed, None))
+        .await
+        .unwrap();
+
+    let later = store
+        .expire_quarantines(now + time::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        later
+            .iter()
+            .map(|(q, repo)| (q.id, q.state, q.released_at, *repo))
+            .collect::<Vec<_>>(),
+        vec![(
+            added[2].id,
+            QuarantineState::Expired,
+            Some(now + time::Duration::days(1)),
+            shop
+        )],
+        "one without an expiry never expires"
+    );
 }

@@ -5,9 +5,9 @@
 //! both must pass [`conformance`], the one suite that defines the behaviour.
 //!
 //! History is append-only: a run and its executions are written once, in one transaction, and
-//! never changed, but for one piece of bookkeeping: a run's `scored_at` (the scoring outbox).
-//! A test's derived state (status, probability, …) can always be recomputed from its
-//! executions.
+//! never changed, but for two pieces of bookkeeping: a run's `scored_at` (the scoring outbox)
+//! and the raw failure messages that retention clears. A test's derived state (status,
+//! probability, …) can always be recomputed from its executions.
 #![forbid(unsafe_code)]
 
 pub mod conformance;
@@ -225,4 +225,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         received_before: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<DeliveryId>>;
+
+    // ---- maintenance ----------------------------------------------------------------------
+
+    /// Retention of raw failure output: clears the failure message of every execution in a
+    /// run that started before `before`, keeping its failure signature (so signatures still
+    /// group) and everything else. Returns how many executions changed; those already
+    /// cleared (or without a message) do not count, so a repeat returns 0. Works in bounded
+    /// batches, each committed on its own: it never holds one long transaction, and an
+    /// interrupted prune keeps what it did.
+    async fn prune_failure_text(&self, before: OffsetDateTime) -> Result<u64>;
+
+    /// Ends every proposed or active quarantine whose `expires_at` is at or before `now`:
+    /// its state becomes [`QuarantineState::Expired`] and `released_at` is `now`. Returns the
+    /// quarantines it changed, as they are afterwards, with their repositories, by id; a
+    /// repeat returns nothing.
+    async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>>;
 }
