@@ -31,6 +31,8 @@ use tokio::runtime::Runtime;
 const TESTS: usize = 100_000;
 /// Test cases in a small run.
 const SMALL: usize = 200;
+/// Test cases in a run of 2% of the repository's (`run_history_of_100k_tests`).
+const MID: usize = 2_000;
 const T0: OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
 
 fn main() {
@@ -332,6 +334,78 @@ fn small_ingest_200_new_testcases(bencher: Bencher) {
                 .expect("ingest");
             assert!(ingested.created);
         });
+    rt.block_on(store.close());
+    rt.block_on(drop_created());
+}
+
+/// The scoring window of one run's tests (`load_run_history`, 12 runs) in a repository of 100k
+/// tests with 10 full runs and then a run of 200 of them (one CI job) and one of 2,000: for
+/// those two runs, for the last full run, and `load_history` of the same window for
+/// comparison.
+#[divan::bench(
+    sample_count = 10,
+    sample_size = 1,
+    args = ["small_run", "mid_run", "full_run", "load_history"]
+)]
+fn run_history_of_100k_tests(bencher: Bencher, what: &str) {
+    let rt = runtime();
+    let full_report = report(TESTS, "");
+    let small_report = report(SMALL, "");
+    let mid_report = report(MID, "");
+    let (store, repo, full, small_run, mid_run) = rt.block_on(async {
+        let (store, repo) = fresh_store().await;
+        let mut full = None;
+        for i in 0..10 {
+            let ingested = store
+                .ingest(
+                    repo,
+                    &run(&i.to_string(), i64::from(i) * 10),
+                    &full_report.tests,
+                    &full_report.executions,
+                )
+                .await
+                .expect("ingest");
+            full = Some(ingested.run);
+        }
+        let small_run = store
+            .ingest(
+                repo,
+                &run("small", 100),
+                &small_report.tests,
+                &small_report.executions,
+            )
+            .await
+            .expect("ingest")
+            .run;
+        let mid_run = store
+            .ingest(
+                repo,
+                &run("mid", 110),
+                &mid_report.tests,
+                &mid_report.executions,
+            )
+            .await
+            .expect("ingest")
+            .run;
+        (store, repo, full.expect("ten runs"), small_run, mid_run)
+    });
+    bencher.bench_local(|| {
+        let history = match what {
+            "small_run" => rt.block_on(store.load_run_history(repo, small_run, 50)),
+            "mid_run" => rt.block_on(store.load_run_history(repo, mid_run, 50)),
+            "full_run" => rt.block_on(store.load_run_history(repo, full, 50)),
+            _ => rt.block_on(store.load_history(repo, 50)),
+        }
+        .expect("load");
+        assert_eq!(history.runs.len(), 12);
+        let expected = match what {
+            "small_run" => SMALL,
+            "mid_run" => MID,
+            _ => TESTS,
+        };
+        assert_eq!(history.tests.len(), expected);
+        history
+    });
     rt.block_on(store.close());
     rt.block_on(drop_created());
 }

@@ -1,11 +1,16 @@
-//! Reading a repository's history for scoring, and writing back each test's derived state.
+//! Reading a repository's history for scoring — of every test (`load`), or of the tests of one
+//! run (`load_run`: what scoring a new run needs; a small run's tests are read test by test
+//! without touching the rest of the repository, a large run's by reading the window as `load`
+//! does, [`RUN_PAIRS_MAX`]) — and writing back each test's derived state.
+
+use std::collections::HashMap;
 
 use flakeguard_core::{Execution, Run, TestHistory, TestKey};
 use flakeguard_store::{
     DerivedState, RepoId, StoreError, StoredHistory, StoredRunId, TestCaseId, outcome_from_code,
 };
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::error::map;
@@ -21,6 +26,44 @@ const EXECUTIONS_OF_RUN: &str = "SELECT COALESCE(array_agg(test_case_id), '{}'),
         COALESCE(array_agg(attempt), '{}'), COALESCE(array_agg(outcome), '{}'),
         COALESCE(array_agg(duration_ms), '{}'), COALESCE(array_agg(failure_signature), '{}')
     FROM executions WHERE run_id = $1";
+
+/// How many distinct tests run $1 has, if it is repository $2's.
+const RUN_TEST_COUNT: &str = "SELECT (SELECT count(DISTINCT test_case_id) FROM executions
+                                     WHERE run_id = r.id)
+    FROM runs r WHERE r.id = $1 AND r.repo_id = $2";
+
+/// The distinct tests of run $1, in id order.
+const RUN_TESTS: &str = "SELECT ARRAY(SELECT DISTINCT test_case_id FROM executions
+                                     WHERE run_id = $1 ORDER BY 1)";
+
+/// The most (window run, test) pairs `load_run` reads test by test
+/// ([`EXECUTIONS_OF_RUN_TESTS`]). An execution found that way costs several µs (an index
+/// range per test and a heap fetch per execution, wherever its run's rows are); one read
+/// with its whole run, as `load` does, about 1 µs. Up to this many pairs (under a second)
+/// the run's tests are read one by one; beyond, the run is most of the window, which is read
+/// whole instead (see `docs/performance.md`).
+const RUN_PAIRS_MAX: u64 = 100_000;
+
+/// The executions in the window's runs ($1, the lowest of them $3) of the tests of run $2,
+/// as one row of arrays (with each execution's run). Each test is one range of
+/// `executions_test_run`: (test, run ≥ the window's lowest id), about a window's worth of
+/// entries per test however long the history, since run ids grow with time; `run_id =
+/// ANY($1)` keeps the window's. `OFFSET 0` keeps the lateral subquery from being flattened
+/// into a join, which PostgreSQL may plan as a hash join over the window's every execution
+/// (it did with generic plans, and on a freshly loaded database: 214 ms for a 200-test run
+/// against 21 ms now); as a subquery, it is one index range per test whatever the estimates.
+const EXECUTIONS_OF_RUN_TESTS: &str = "SELECT COALESCE(array_agg(e.run_id), '{}'),
+        COALESCE(array_agg(e.test_case_id), '{}'), COALESCE(array_agg(e.attempt), '{}'),
+        COALESCE(array_agg(e.outcome), '{}'), COALESCE(array_agg(e.duration_ms), '{}'),
+        COALESCE(array_agg(e.failure_signature), '{}')
+    FROM (SELECT DISTINCT test_case_id FROM executions WHERE run_id = $2) AS t
+    CROSS JOIN LATERAL (
+        SELECT x.run_id, x.test_case_id, x.attempt, x.outcome, x.duration_ms,
+               x.failure_signature
+        FROM executions x
+        WHERE x.test_case_id = t.test_case_id AND x.run_id >= $3 AND x.run_id = ANY($1)
+        OFFSET 0
+    ) AS e";
 
 /// Test identities as one row of arrays, for a chunk of ids.
 const TESTS_BY_ID: &str = "SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(scope), '{}'),
@@ -68,13 +111,120 @@ pub(crate) async fn load(
     repo: RepoId,
     max_runs: u32,
 ) -> Result<StoredHistory, StoreError> {
-    // One snapshot for the three reads, so a run committed meanwhile cannot half-appear.
+    // One snapshot for every read, so a run committed meanwhile cannot half-appear.
     let mut tx = crate::snapshot(pool).await?;
+    let history = window(&mut tx, repo, max_runs).await?;
+    if history.runs.is_empty() {
+        return Ok(history);
+    }
+    let all = window_executions(&mut tx, &history).await?;
+    with_tests(tx, repo, history, all).await
+}
 
+pub(crate) async fn load_run(
+    pool: &PgPool,
+    repo: RepoId,
+    run: StoredRunId,
+    max_runs: u32,
+) -> Result<StoredHistory, StoreError> {
+    let mut tx = crate::snapshot(pool).await?;
+    let tests: Option<i64> = sqlx::query_scalar(RUN_TEST_COUNT)
+        .bind(run.0)
+        .bind(repo.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map)?;
+    let Some(tests) = tests else {
+        return Err(StoreError::NotFound(format!("run {run}")));
+    };
+    let history = window(&mut tx, repo, max_runs).await?;
+    if history.runs.is_empty() {
+        return Ok(history);
+    }
+    let pairs = u64::try_from(tests)
+        .unwrap_or(0)
+        .saturating_mul(history.runs.len() as u64);
+    if pairs > RUN_PAIRS_MAX {
+        // Most of the window: read it as load_history does, keep the run's tests.
+        let mut all = window_executions(&mut tx, &history).await?;
+        let keep: Vec<i64> = sqlx::query_scalar(RUN_TESTS)
+            .bind(run.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map)?;
+        all.retain(|(test, _)| keep.binary_search(test).is_ok());
+        return with_tests(tx, repo, history, all).await;
+    }
+
+    type Columns = (
+        Vec<i64>,
+        Vec<i64>,
+        Vec<i32>,
+        Vec<i16>,
+        Vec<Option<i64>>,
+        Vec<Option<i64>>,
+    );
+    let ids: Vec<i64> = history.run_ids.iter().map(|r| r.0).collect();
+    let lowest = ids.iter().copied().min().unwrap_or(i64::MAX);
+    // Not a prepared statement: an unnamed one is planned with its parameters' values every
+    // time (the window's lowest id, how many runs), where a prepared one soon gets a generic
+    // plan guessing at them.
+    let (runs, tests, attempts, outcomes, durations, signatures): Columns =
+        sqlx::query_as(EXECUTIONS_OF_RUN_TESTS)
+            .bind(&ids)
+            .bind(run.0)
+            .bind(lowest)
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map)?;
+    if runs.len() != tests.len() {
+        return Err(StoreError::Database(
+            "execution columns differ in length".into(),
+        ));
+    }
+    // Each execution's run as its index in the window.
+    let index: HashMap<i64, u32> = ids.iter().copied().zip(0u32..).collect();
+    let mut all = Vec::with_capacity(runs.len());
+    push_executions(
+        &mut all,
+        (tests, attempts, outcomes, durations, signatures),
+        |i| {
+            index.get(&runs[i]).copied().ok_or_else(|| {
+                StoreError::Database(format!("run {} is not in the scoring window", runs[i]))
+            })
+        },
+    )?;
+    with_tests(tx, repo, history, all).await
+}
+
+/// Every execution of the window's runs with its test id, run by run.
+async fn window_executions(
+    tx: &mut Transaction<'static, Postgres>,
+    history: &StoredHistory,
+) -> Result<Vec<(i64, Execution)>, StoreError> {
+    let mut all: Vec<(i64, Execution)> = Vec::new();
+    for (run_id, run) in history.run_ids.iter().zip(0u32..) {
+        let columns: ExecutionColumns = sqlx::query_as(EXECUTIONS_OF_RUN)
+            .bind(run_id.0)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map)?;
+        push_executions(&mut all, columns, |_| Ok(run))?;
+    }
+    Ok(all)
+}
+
+/// The repository's last `max_runs` runs, oldest first, as a history without tests.
+async fn window(
+    tx: &mut Transaction<'static, Postgres>,
+    repo: RepoId,
+    max_runs: u32,
+) -> Result<StoredHistory, StoreError> {
     let rows = sqlx::query(RECENT_RUNS)
         .bind(repo.0)
         .bind(i64::from(max_runs))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(map)?;
     let mut history = StoredHistory::default();
@@ -83,56 +233,68 @@ pub(crate) async fn load(
         history.run_ids.push(id);
         history.runs.push(run);
     }
-    if history.runs.is_empty() {
-        return Ok(history);
+    Ok(history)
+}
+
+/// Test ids, attempts, outcomes, durations and signatures of executions, one array each.
+type ExecutionColumns = (
+    Vec<i64>,
+    Vec<i32>,
+    Vec<i16>,
+    Vec<Option<i64>>,
+    Vec<Option<i64>>,
+);
+
+/// Appends the executions of `columns` to `all`, the i-th in the window's run `run_of(i)`.
+fn push_executions(
+    all: &mut Vec<(i64, Execution)>,
+    columns: ExecutionColumns,
+    run_of: impl Fn(usize) -> Result<u32, StoreError>,
+) -> Result<(), StoreError> {
+    let (tests, attempts, outcomes, durations, signatures) = columns;
+    let n = tests.len();
+    if [
+        attempts.len(),
+        outcomes.len(),
+        durations.len(),
+        signatures.len(),
+    ] != [n; 4]
+    {
+        return Err(StoreError::Database(
+            "execution columns differ in length".into(),
+        ));
     }
-    // Every execution with its test id, run by run; then sorted, so that each test's
-    // executions are adjacent and in (run, attempt) order (no hashing of a million ids).
-    let mut all: Vec<(i64, Execution)> = Vec::new();
-    for (run_id, run) in history.run_ids.iter().zip(0u32..) {
-        type Columns = (
-            Vec<i64>,
-            Vec<i32>,
-            Vec<i16>,
-            Vec<Option<i64>>,
-            Vec<Option<i64>>,
-        );
-        let (tests, attempts, outcomes, durations, signatures): Columns =
-            sqlx::query_as(EXECUTIONS_OF_RUN)
-                .bind(run_id.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map)?;
-        let n = tests.len();
-        if [
-            attempts.len(),
-            outcomes.len(),
-            durations.len(),
-            signatures.len(),
-        ] != [n; 4]
-        {
-            return Err(StoreError::Database(
-                "execution columns differ in length".into(),
-            ));
-        }
-        all.reserve(n);
-        for i in 0..n {
-            let outcome = outcomes[i];
-            let execution = Execution {
-                run,
-                attempt: u32::try_from(attempts[i]).map_err(|_| {
-                    StoreError::Database(format!("stored attempt {} is negative", attempts[i]))
-                })?,
-                outcome: outcome_from_code(outcome).ok_or_else(|| {
-                    StoreError::Database(format!("stored outcome {outcome} is unknown"))
-                })?,
-                duration_ms: durations[i].map(|d| u64::try_from(d).unwrap_or(0)),
-                // Bit-for-bit: stored as a signed BIGINT.
-                signature: signatures[i].map(|s| s as u64),
-            };
-            all.push((tests[i], execution));
-        }
+    all.reserve(n);
+    for i in 0..n {
+        let outcome = outcomes[i];
+        let execution = Execution {
+            run: run_of(i)?,
+            attempt: u32::try_from(attempts[i]).map_err(|_| {
+                StoreError::Database(format!("stored attempt {} is negative", attempts[i]))
+            })?,
+            outcome: outcome_from_code(outcome).ok_or_else(|| {
+                StoreError::Database(format!("stored outcome {outcome} is unknown"))
+            })?,
+            duration_ms: durations[i].map(|d| u64::try_from(d).unwrap_or(0)),
+            // Bit-for-bit: stored as a signed BIGINT.
+            signature: signatures[i].map(|s| s as u64),
+        };
+        all.push((tests[i], execution));
     }
+    Ok(())
+}
+
+/// Completes `history` with the tests of `all` (executions with their test ids): each of
+/// this repository's tests, in id order, with its executions in (run, attempt) order. Ends
+/// the snapshot.
+async fn with_tests(
+    mut tx: Transaction<'static, Postgres>,
+    repo: RepoId,
+    mut history: StoredHistory,
+    mut all: Vec<(i64, Execution)>,
+) -> Result<StoredHistory, StoreError> {
+    // Sorted, so that each test's executions are adjacent and in (run, attempt) order (no
+    // hashing of a million ids).
     all.sort_unstable_by_key(|(test, e)| (*test, e.run, e.attempt));
     let mut test_ids: Vec<i64> = all.iter().map(|(test, _)| *test).collect();
     test_ids.dedup();

@@ -20,11 +20,14 @@
 mod accounts;
 mod audit;
 mod copy;
+mod deliveries;
 mod error;
 mod history;
 mod ingest;
 mod migrate;
+mod outbox;
 mod quarantines;
+mod retention;
 mod runs;
 mod test_cases;
 
@@ -34,11 +37,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flakeguard_core::TestKey;
 use flakeguard_store::{
-    ApiToken, AuditEntry, Counts, DerivedState, Ingested, Migration, MigrationState, NewAuditEntry,
-    NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page,
-    PageRequest, Quarantine, RepoId, RepoSlug, Repository, Role, RunFailure, SignatureCount, Store,
-    StoreError, StoredHistory, StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution,
-    TestQuery, TokenHash, TokenId, User, UserId,
+    ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested, Migration,
+    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
+    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
+    Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
+    StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
+    WebhookDelivery,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -55,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "read_api",
         sql: include_str!("../migrations/0002_read_api.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "outbox",
+        sql: include_str!("../migrations/0003_outbox.sql"),
     },
 ];
 
@@ -348,6 +357,71 @@ impl Store for PostgresStore {
         repo: RepoId,
     ) -> Result<Vec<(Quarantine, TestKey)>, StoreError> {
         quarantines::live(&self.pool, repo).await
+    }
+
+    async fn unscored_runs(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(RepoId, StoredRunId)>, StoreError> {
+        outbox::unscored(&self.pool, received_before, limit).await
+    }
+
+    async fn mark_run_scored(
+        &self,
+        run: StoredRunId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        outbox::mark_scored(&self.pool, run, at).await
+    }
+
+    async fn load_run_history(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+        max_runs: u32,
+    ) -> Result<StoredHistory, StoreError> {
+        history::load_run(&self.pool, repo, run, max_runs).await
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &NewDelivery,
+    ) -> Result<(WebhookDelivery, bool), StoreError> {
+        deliveries::record(&self.pool, delivery).await
+    }
+
+    async fn find_delivery(&self, id: DeliveryId) -> Result<Option<WebhookDelivery>, StoreError> {
+        deliveries::find(&self.pool, id).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        deliveries::finish(&self.pool, id, status, error, at).await
+    }
+
+    async fn pending_deliveries(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        deliveries::pending(&self.pool, received_before, limit).await
+    }
+
+    async fn prune_failure_text(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        retention::prune_failure_text(&self.pool, before).await
+    }
+
+    async fn expire_quarantines(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(Quarantine, RepoId)>, StoreError> {
+        quarantines::expire(&self.pool, now).await
     }
 }
 

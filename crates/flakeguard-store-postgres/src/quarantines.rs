@@ -1,6 +1,7 @@
 //! Quarantines: recorded for a test of the repository, at most one live (proposed or active)
 //! per test — the partial unique index `quarantines_live` decides, so two concurrent requests
-//! cannot both win — and the repository's live ones listed with their tests.
+//! cannot both win — the repository's live ones listed with their tests, and the expired ones
+//! ended by the maintenance job (found through the partial index `quarantines_expiring`).
 
 use flakeguard_core::TestKey;
 use flakeguard_store::{
@@ -8,6 +9,7 @@ use flakeguard_store::{
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use time::OffsetDateTime;
 
 use crate::error::map;
 use crate::test_cases::key_from_row;
@@ -24,6 +26,15 @@ const LIVE: &str = "SELECT q.id, q.test_case_id, q.state, q.reason, q.owner, q.c
     FROM quarantines q JOIN test_cases t ON t.id = q.test_case_id
     WHERE t.repo_id = $1 AND q.state IN ('proposed', 'active')
     ORDER BY q.created_at, q.id";
+
+/// Ends the live quarantines expired at $1, returning them (as changed) with their tests'
+/// repositories. One statement: a quarantine is ended once, whoever else expires them
+/// meanwhile (a concurrent expiry waits for the row and then finds it no longer live).
+const EXPIRE: &str = "UPDATE quarantines q SET state = 'expired', released_at = $1
+    FROM test_cases t
+    WHERE t.id = q.test_case_id AND q.state IN ('proposed', 'active') AND q.expires_at <= $1
+    RETURNING q.id, q.test_case_id, q.state, q.reason, q.owner, q.created_by, q.created_at,
+              q.expires_at, q.released_at, t.repo_id";
 
 fn quarantine(row: &PgRow) -> Result<Quarantine, StoreError> {
     let state: String = row.try_get("state").map_err(map)?;
@@ -87,4 +98,23 @@ pub(crate) async fn live(
         .iter()
         .map(|row| Ok((quarantine(row)?, key_from_row(row).map_err(map)?)))
         .collect()
+}
+
+pub(crate) async fn expire(
+    pool: &PgPool,
+    now: OffsetDateTime,
+) -> Result<Vec<(Quarantine, RepoId)>, StoreError> {
+    let mut expired = sqlx::query(EXPIRE)
+        .bind(now)
+        .fetch_all(pool)
+        .await
+        .map_err(map)?
+        .iter()
+        .map(|row| {
+            let repo = RepoId(row.try_get("repo_id").map_err(map)?);
+            Ok((quarantine(row)?, repo))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    expired.sort_unstable_by_key(|(q, _)| q.id);
+    Ok(expired)
 }

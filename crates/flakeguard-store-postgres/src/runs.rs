@@ -17,7 +17,7 @@ use crate::history::u32_column;
 use crate::test_cases::key_from_row;
 
 const RUN_COLUMNS: &str = "id, repo_id, commit_sha, branch, pr_number, workflow_run_id, \
-    run_attempt, job, source, started_at, received_at, report_digest";
+    run_attempt, job, source, started_at, received_at, report_digest, scored_at";
 
 /// The runs `page` selects, with their counts (one index range of `executions` per run);
 /// `$failing` is the parameter holding the failing outcome codes.
@@ -101,6 +101,7 @@ fn stored_run(row: &PgRow) -> Result<StoredRun, StoreError> {
         started_at: row.try_get("started_at").map_err(map)?,
         received_at: row.try_get("received_at").map_err(map)?,
         report_digest: row.try_get("report_digest").map_err(map)?,
+        scored_at: row.try_get("scored_at").map_err(map)?,
         testcases: count(row, "testcases")?,
         executions: count(row, "executions")?,
         failed: count(row, "failed")?,

@@ -1,8 +1,8 @@
-//! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, races
-//! between concurrent ingests (through `COPY` and through `INSERT`s), migrations and
-//! quarantines, the same rows whichever way a batch is written, COPY's handling of awkward
-//! text, text PostgreSQL cannot store, timestamp precision, and how connection failures are
-//! reported.
+//! PostgreSQL-specific behaviour beyond the conformance suite: migration checksums, the
+//! outbox migration's treatment of existing runs, races between concurrent ingests (through
+//! `COPY` and through `INSERT`s), migrations, quarantines, webhook deliveries and prunes, the
+//! same rows whichever way a batch is written, COPY's handling of awkward text, text
+//! PostgreSQL cannot store, timestamp precision, and how connection failures are reported.
 
 mod support;
 
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{
-    NewAuditEntry, NewExecution, NewQuarantine, NewRun, NewTestCase, QuarantineState, RepoId,
-    RepoSlug, Source, Store, StoreError, TestCaseId,
+    NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase, QuarantineState,
+    RepoId, RepoSlug, Source, Store, StoreError, TestCaseId,
 };
 use flakeguard_store_postgres::PostgresStore;
 use sqlx::Row;
@@ -127,6 +127,168 @@ async fn concurrent_migrations_apply_each_migration_once() {
         a.len() + b.len(),
         flakeguard_store_postgres::MIGRATIONS.len()
     );
+    other.close().await;
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_stored_before_the_outbox_count_as_scored() {
+    let store = store().await;
+    // The database as the previous release left it: migrations 1 and 2.
+    let mut conn = store.connection().await;
+    sqlx::raw_sql(
+        "CREATE TABLE flakeguard_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+         checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for migration in &flakeguard_store_postgres::MIGRATIONS[..2] {
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO flakeguard_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(flakeguard_store::checksum(migration.sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let (org, _) = store.ensure_organization("acme", "Acme").await.unwrap();
+    let repo = store
+        .ensure_repository(org.id, &RepoSlug::parse("acme/shop").unwrap())
+        .await
+        .unwrap()
+        .0
+        .id;
+    let received = |run: NewRun| NewRun {
+        received_at: run.started_at + Duration::from_secs(300),
+        ..run
+    };
+    let old = store
+        .ingest(
+            repo,
+            &received(run("1", T0)),
+            &tests(3),
+            &[passed(0), passed(1), passed(2)],
+        )
+        .await
+        .unwrap()
+        .run;
+
+    let applied: Vec<i64> = store
+        .migrate()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(applied, [3]);
+    let old = store.find_run(repo, old).await.unwrap().unwrap();
+    assert_eq!(
+        old.scored_at,
+        Some(T0 + Duration::from_secs(300)),
+        "scored in-process when it arrived"
+    );
+    let later = T0 + Duration::from_secs(86_400);
+    assert!(store.unscored_runs(later, 10).await.unwrap().is_empty());
+    let new = store
+        .ingest(repo, &run("2", T0), &tests(1), &[passed(0)])
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(
+        store.find_run(repo, new).await.unwrap().unwrap().scored_at,
+        None
+    );
+    assert_eq!(
+        store.unscored_runs(later, 10).await.unwrap(),
+        vec![(repo, new)]
+    );
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_of_one_id_store_it_once() {
+    let store = store().await;
+    store.migrate().await.unwrap();
+    let other = PostgresStore::connect(store.url(), 4).await.unwrap();
+    for round in 0..20 {
+        let delivery = NewDelivery {
+            delivery_id: format!("guid-{round}"),
+            event: "workflow_run".into(),
+            action: Some("completed".into()),
+            installation_id: Some(round),
+            payload: format!("{{\"round\":{round}}}").into_bytes(),
+            received_at: T0,
+        };
+        let (a, b, c, d) = tokio::join!(
+            store.record_delivery(&delivery),
+            other.record_delivery(&delivery),
+            store.record_delivery(&delivery),
+            other.record_delivery(&delivery),
+        );
+        let results = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+        assert_eq!(
+            results.iter().filter(|(_, created)| *created).count(),
+            1,
+            "round {round}: exactly one is new"
+        );
+        assert!(results.iter().all(|(stored, _)| *stored == results[0].0));
+    }
+    let mut conn = store.connection().await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, 20);
+    drop(conn);
+    other.close().await;
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_prunes_clear_each_message_once() {
+    let store = store().await;
+    let repo = repo(&*store).await;
+    let n = 25_000;
+    let failing: Vec<NewExecution> = (0..n)
+        .map(|i| NewExecution {
+            outcome: Outcome::Failed,
+            signature: Some(7),
+            message: Some(format!("boom {i}")),
+            ..passed(i)
+        })
+        .collect();
+    store
+        .ingest(repo, &run("1", T0), &tests(n), &failing)
+        .await
+        .unwrap();
+    let other = PostgresStore::connect(store.url(), 2).await.unwrap();
+    let cutoff = T0 + Duration::from_secs(60);
+    let (a, b) = tokio::join!(
+        store.prune_failure_text(cutoff),
+        other.prune_failure_text(cutoff)
+    );
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        n as u64,
+        "each message counted once"
+    );
+    assert_eq!(store.prune_failure_text(cutoff).await.unwrap(), 0);
+    let mut conn = store.connection().await;
+    let (messages, signatures): (i64, i64) =
+        sqlx::query_as("SELECT count(message), count(failure_signature) FROM executions")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((messages, signatures), (0, n as i64));
+    drop(conn);
     other.close().await;
     store.finish().await;
 }

@@ -206,3 +206,62 @@ fn load_history_10_runs(bencher: Bencher) {
         });
     rt.block_on(store.close());
 }
+
+/// The scoring window of one run's tests (`load_run_history`, 12 runs) in a repository of 100k
+/// tests with 10 full runs and then a run of 200 of them (one CI job) and one of 2,000: for
+/// those two runs, for the last full run, and `load_history` of the same window for
+/// comparison.
+#[divan::bench(
+    sample_count = 10,
+    sample_size = 1,
+    args = ["small_run", "mid_run", "full_run", "load_history"]
+)]
+fn run_history_of_100k_tests(bencher: Bencher, what: &str) {
+    let rt = runtime();
+    let scratch = Scratch::new("run-history");
+    let (tests, executions) = report();
+    let first = |n: usize| -> Vec<NewExecution> {
+        executions.iter().filter(|e| e.test < n).cloned().collect()
+    };
+    let (small, mid) = (first(200), first(2_000));
+    let (store, repo, full, small_run, mid_run) = rt.block_on(async {
+        let (store, repo) = fresh_store(&scratch.next_db()).await;
+        let mut full = None;
+        for i in 0..10 {
+            let ingested = store
+                .ingest(repo, &run(&i.to_string(), i), &tests, &executions)
+                .await
+                .expect("ingest");
+            full = Some(ingested.run);
+        }
+        let small_run = store
+            .ingest(repo, &run("small", 10), &tests[..200], &small)
+            .await
+            .expect("ingest")
+            .run;
+        let mid_run = store
+            .ingest(repo, &run("mid", 11), &tests[..2_000], &mid)
+            .await
+            .expect("ingest")
+            .run;
+        (store, repo, full.expect("ten runs"), small_run, mid_run)
+    });
+    bencher.bench_local(|| {
+        let history = match what {
+            "small_run" => rt.block_on(store.load_run_history(repo, small_run, 50)),
+            "mid_run" => rt.block_on(store.load_run_history(repo, mid_run, 50)),
+            "full_run" => rt.block_on(store.load_run_history(repo, full, 50)),
+            _ => rt.block_on(store.load_history(repo, 50)),
+        }
+        .expect("load");
+        assert_eq!(history.runs.len(), 12);
+        let expected = match what {
+            "small_run" => 200,
+            "mid_run" => 2_000,
+            _ => TESTS,
+        };
+        assert_eq!(history.tests.len(), expected);
+        history
+    });
+    rt.block_on(store.close());
+}

@@ -1,5 +1,10 @@
 //! Reading a repository's recent history back as the scoring engine wants it: the last
-//! `max_runs` runs (oldest first) and, grouped by test, every execution in them.
+//! `max_runs` runs (oldest first) and, grouped by test, every execution in them — of every
+//! test (`load_history`), or only of the tests of one run (`load_run_history`, what scoring a
+//! new run needs). A small run's tests are read pair by pair (window run, test) through the
+//! primary key, leaving the rest of the repository alone; a large run's, like
+//! `load_history`, by reading the window and keeping them, which is cheaper when they are
+//! most of it ([`RUN_PAIRS_MAX`]).
 //!
 //! All queries run in one read transaction, so they see one snapshot even while an ingest
 //! commits beside them.
@@ -10,8 +15,10 @@
 //! SQLite builds those strings and Rust splits them far faster than it moves rows.
 
 use flakeguard_core::{Execution, Run, TestHistory, TestKey};
-use flakeguard_store::{RepoId, Result, StoredHistory, StoredRunId, TestCaseId, outcome_from_code};
-use sqlx::AssertSqlSafe;
+use flakeguard_store::{
+    RepoId, Result, StoreError, StoredHistory, StoredRunId, TestCaseId, outcome_from_code,
+};
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::SqliteStore;
 use crate::error::{corrupt, map};
@@ -19,6 +26,23 @@ use crate::timestamp::from_micros;
 
 /// Test rows fetched per query (one bound id each).
 const TEST_IDS_PER_QUERY: usize = 1_000;
+
+/// The most (window run, test) pairs `load_run_history` looks up one by one. A look-up costs
+/// a few µs, an execution read with the whole window about 1 µs: in a 100k-test repository
+/// with 11 runs in the window, looking up a 200-test run's pairs took 9 ms where reading the
+/// window took 1.0 s, but looking up a full run's took 2.2 s (see `docs/performance.md`). Up
+/// to this many pairs (well under a second) the run's tests are looked up; beyond, the run
+/// is most of the window, which is read whole and the run's tests kept.
+const RUN_PAIRS_MAX: u64 = 100_000;
+
+/// Which tests' executions [`load`] reads.
+#[derive(Debug, Clone, Copy)]
+enum Tests {
+    /// Every test's.
+    All,
+    /// Those of one run (its id and how many distinct tests it has).
+    OfRun(StoredRunId, u64),
+}
 
 type RunRow = (
     i64,
@@ -73,6 +97,19 @@ const EXECUTIONS_SQL: &str = "
                                 ';')
     FROM executions WHERE run_id IN (SELECT id FROM w) GROUP BY run_id";
 
+/// [`EXECUTIONS_SQL`] for the tests of run ?3 only, for a small run: both `IN` lists are
+/// small (the window's runs, the run's tests), and SQLite seeks each (run, test) pair in the
+/// primary key instead of reading the window's every execution.
+const RUN_EXECUTIONS_SQL: &str = "
+    WITH w (id) AS (SELECT id FROM runs WHERE repo_id = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2),
+         t (id) AS (SELECT DISTINCT test_case_id FROM executions WHERE run_id = ?3)
+    SELECT run_id, group_concat(test_case_id || ',' || attempt || ',' || outcome || ','
+                                || coalesce(duration_ms, '') || ',' || coalesce(failure_signature, ''),
+                                ';')
+    FROM executions
+    WHERE run_id IN (SELECT id FROM w) AND test_case_id IN (SELECT id FROM t)
+    GROUP BY run_id";
+
 /// Test rows packed into one string: per test `id:` then scope, classname, name, variant and
 /// file, each as `byte length:bytes` (length -1 for NULL). Length prefixes make any content
 /// safe, separators included. Followed by `(?,?,…)`: the repository, then the ids. (`+repo_id`
@@ -110,7 +147,7 @@ struct TestReader<'a> {
 }
 
 impl<'a> TestReader<'a> {
-    fn bad(&self) -> flakeguard_store::StoreError {
+    fn bad(&self) -> StoreError {
         corrupt(format_args!("packed test case at byte {}", self.at))
     }
 
@@ -168,94 +205,170 @@ impl SqliteStore {
         max_runs: u32,
     ) -> Result<StoredHistory> {
         let mut tx = self.read().await?;
-        let limit = i64::from(max_runs);
-
-        let mut run_rows: Vec<RunRow> = sqlx::query_as(
-            "SELECT id, workflow_run_id, run_attempt, commit_sha, branch, job, started_at
-             FROM runs WHERE repo_id = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
-        )
-        .bind(repo.0)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map("read the runs"))?;
-        run_rows.reverse();
-        let mut history = StoredHistory::default();
-        for (id, run_id, attempt, commit, branch, job, started_at) in run_rows {
-            history.run_ids.push(StoredRunId(id));
-            history.runs.push(Run {
-                run_id,
-                attempt: unsigned(attempt, "run attempt")?,
-                commit,
-                branch,
-                job: (!job.is_empty()).then_some(job),
-                started_at: from_micros(started_at)?,
-            });
-        }
-        if history.runs.is_empty() {
-            return Ok(history);
-        }
-
-        let packed_runs: Vec<(i64, String)> = sqlx::query_as(EXECUTIONS_SQL)
-            .bind(repo.0)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map("read the executions"))?;
-        let mut executions: Vec<(i64, Execution)> =
-            Vec::with_capacity(packed_runs.iter().map(|(_, p)| p.len() / 16).sum());
-        for (run_id, packed) in &packed_runs {
-            let Some(run) = history.run_ids.iter().position(|r| r.0 == *run_id) else {
-                continue;
-            };
-            let run = unsigned(run as i64, "run index")?;
-            for one in packed.split(';') {
-                executions.push(unpack_execution(run, one)?);
-            }
-        }
-        drop(packed_runs);
-        executions.sort_unstable_by_key(|(test, e)| (*test, e.run, e.attempt));
-
-        // The tests, in id order, each with its executions.
-        let mut test_ids: Vec<i64> = executions.iter().map(|(test, _)| *test).collect();
-        test_ids.dedup();
-        let mut found: Vec<(i64, TestHistory)> = Vec::with_capacity(test_ids.len());
-        for chunk in test_ids.chunks(TEST_IDS_PER_QUERY) {
-            let mut query =
-                sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(tests_sql(chunk.len())))
-                    .bind(repo.0);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            let packed = query
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map("read the test cases"))?
-                .unwrap_or_default();
-            let mut reader = TestReader {
-                packed: &packed,
-                at: 0,
-            };
-            while let Some(test) = reader.next_test()? {
-                found.push(test);
-            }
-        }
+        let history = load(&mut tx, repo, max_runs, Tests::All).await?;
         tx.rollback().await.map_err(map("end the read"))?;
-        found.sort_unstable_by_key(|(id, _)| *id);
-
-        // Both lists are sorted by test id: merge. Executions of tests outside the repository
-        // (which ingest never writes) are dropped with them.
-        let mut executions = executions.into_iter().peekable();
-        for (id, mut test) in found {
-            while executions.next_if(|(test, _)| *test < id).is_some() {}
-            while let Some((_, execution)) = executions.next_if(|(test, _)| *test == id) {
-                test.executions.push(execution);
-            }
-            history.test_ids.push(TestCaseId(id));
-            history.tests.push(test);
-        }
         Ok(history)
     }
+
+    pub(crate) async fn load_run_history_impl(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+        max_runs: u32,
+    ) -> Result<StoredHistory> {
+        let mut tx = self.read().await?;
+        // The run's test count, and whether it is the repository's at all.
+        let tests: Option<i64> = sqlx::query_scalar(
+            "SELECT (SELECT count(DISTINCT test_case_id) FROM executions WHERE run_id = runs.id)
+             FROM runs WHERE id = ? AND repo_id = ?",
+        )
+        .bind(run.0)
+        .bind(repo.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map("read the run"))?;
+        let Some(tests) = tests else {
+            return Err(StoreError::NotFound(format!("run {run}")));
+        };
+        let tests = unsigned(tests, "test count")?;
+        let history = load(&mut tx, repo, max_runs, Tests::OfRun(run, tests)).await?;
+        tx.rollback().await.map_err(map("end the read"))?;
+        Ok(history)
+    }
+}
+
+/// The window's runs and the executions in them of `tests`, read in the caller's transaction
+/// (one snapshot).
+async fn load(
+    tx: &mut SqliteConnection,
+    repo: RepoId,
+    max_runs: u32,
+    tests: Tests,
+) -> Result<StoredHistory> {
+    let limit = i64::from(max_runs);
+    let mut run_rows: Vec<RunRow> = sqlx::query_as(
+        "SELECT id, workflow_run_id, run_attempt, commit_sha, branch, job, started_at
+         FROM runs WHERE repo_id = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+    )
+    .bind(repo.0)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map("read the runs"))?;
+    run_rows.reverse();
+    let mut history = StoredHistory::default();
+    for (id, run_id, attempt, commit, branch, job, started_at) in run_rows {
+        history.run_ids.push(StoredRunId(id));
+        history.runs.push(Run {
+            run_id,
+            attempt: unsigned(attempt, "run attempt")?,
+            commit,
+            branch,
+            job: (!job.is_empty()).then_some(job),
+            started_at: from_micros(started_at)?,
+        });
+    }
+    if history.runs.is_empty() {
+        return Ok(history);
+    }
+
+    // A small run's tests pair by pair; otherwise the whole window, keeping the run's tests.
+    let (executions_query, keep_run) = match tests {
+        Tests::OfRun(run, count)
+            if count.saturating_mul(history.runs.len() as u64) <= RUN_PAIRS_MAX =>
+        {
+            let query = sqlx::query_as(RUN_EXECUTIONS_SQL)
+                .bind(repo.0)
+                .bind(limit)
+                .bind(run.0);
+            (query, None)
+        }
+        Tests::OfRun(run, _) => (
+            sqlx::query_as(EXECUTIONS_SQL).bind(repo.0).bind(limit),
+            Some(run),
+        ),
+        Tests::All => (
+            sqlx::query_as(EXECUTIONS_SQL).bind(repo.0).bind(limit),
+            None,
+        ),
+    };
+    let packed_runs: Vec<(i64, String)> = executions_query
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map("read the executions"))?;
+    let mut executions: Vec<(i64, Execution)> =
+        Vec::with_capacity(packed_runs.iter().map(|(_, p)| p.len() / 16).sum());
+    for (run_id, packed) in &packed_runs {
+        let Some(run) = history.run_ids.iter().position(|r| r.0 == *run_id) else {
+            continue;
+        };
+        let run = unsigned(run as i64, "run index")?;
+        for one in packed.split(';') {
+            executions.push(unpack_execution(run, one)?);
+        }
+    }
+    drop(packed_runs);
+    if let Some(run) = keep_run {
+        let mut keep: Vec<i64> = Vec::new();
+        let packed: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(test_case_id)
+             FROM (SELECT DISTINCT test_case_id FROM executions WHERE run_id = ?)",
+        )
+        .bind(run.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map("read the run's tests"))?;
+        for id in packed.as_deref().unwrap_or_default().split(',') {
+            if !id.is_empty() {
+                keep.push(
+                    id.parse()
+                        .map_err(|_| corrupt(format_args!("test id {id:?}")))?,
+                );
+            }
+        }
+        keep.sort_unstable();
+        executions.retain(|(test, _)| keep.binary_search(test).is_ok());
+    }
+    executions.sort_unstable_by_key(|(test, e)| (*test, e.run, e.attempt));
+
+    // The tests, in id order, each with its executions.
+    let mut test_ids: Vec<i64> = executions.iter().map(|(test, _)| *test).collect();
+    test_ids.dedup();
+    let mut found: Vec<(i64, TestHistory)> = Vec::with_capacity(test_ids.len());
+    for chunk in test_ids.chunks(TEST_IDS_PER_QUERY) {
+        let mut query =
+            sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(tests_sql(chunk.len())))
+                .bind(repo.0);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let packed = query
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map("read the test cases"))?
+            .unwrap_or_default();
+        let mut reader = TestReader {
+            packed: &packed,
+            at: 0,
+        };
+        while let Some(test) = reader.next_test()? {
+            found.push(test);
+        }
+    }
+    found.sort_unstable_by_key(|(id, _)| *id);
+
+    // Both lists are sorted by test id: merge. Executions of tests outside the repository
+    // (which ingest never writes) are dropped with them.
+    let mut executions = executions.into_iter().peekable();
+    for (id, mut test) in found {
+        while executions.next_if(|(test, _)| *test < id).is_some() {}
+        while let Some((_, execution)) = executions.next_if(|(test, _)| *test == id) {
+            test.executions.push(execution);
+        }
+        history.test_ids.push(TestCaseId(id));
+        history.tests.push(test);
+    }
+    Ok(history)
 }
 
 #[cfg(test)]

@@ -11,16 +11,21 @@
 //!
 //! The code is split by what it stores: `migrate` (schema bookkeeping), `tenants`
 //! (organizations, users, repositories), `tokens`, `audit`, `ingest` (runs and executions,
-//! the bulk path), `history` (reading runs back for scoring), `test_cases` (derived state and
-//! test listings), `runs` (runs and executions read back for people) and `quarantines`.
+//! the bulk path), `history` (reading runs back for scoring), `outbox` (runs waiting to be
+//! scored), `test_cases` (derived state and test listings), `runs` (runs and executions read
+//! back for people), `quarantines`, `deliveries` (GitHub webhook deliveries) and `retention`
+//! (clearing old failure messages).
 #![forbid(unsafe_code)]
 
 mod audit;
+mod deliveries;
 mod error;
 mod history;
 mod ingest;
 mod migrate;
+mod outbox;
 mod quarantines;
+mod retention;
 mod runs;
 mod tenants;
 mod test_cases;
@@ -33,11 +38,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flakeguard_core::TestKey;
 use flakeguard_store::{
-    ApiToken, AuditEntry, Counts, DerivedState, Ingested, MigrationState, NewAuditEntry,
-    NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page,
-    PageRequest, Quarantine, RepoId, RepoSlug, Repository, Result, Role, RunFailure,
-    SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId, StoredTest,
-    TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
+    ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested,
+    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
+    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
+    Result, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun,
+    StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User,
+    UserId, WebhookDelivery,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -293,5 +299,60 @@ impl Store for SqliteStore {
 
     async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>> {
         self.live_quarantines_impl(repo).await
+    }
+
+    async fn unscored_runs(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(RepoId, StoredRunId)>> {
+        self.unscored_runs_impl(received_before, limit).await
+    }
+
+    async fn mark_run_scored(&self, run: StoredRunId, at: OffsetDateTime) -> Result<()> {
+        self.mark_run_scored_impl(run, at).await
+    }
+
+    async fn load_run_history(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+        max_runs: u32,
+    ) -> Result<StoredHistory> {
+        self.load_run_history_impl(repo, run, max_runs).await
+    }
+
+    async fn record_delivery(&self, delivery: &NewDelivery) -> Result<(WebhookDelivery, bool)> {
+        self.record_delivery_impl(delivery).await
+    }
+
+    async fn find_delivery(&self, id: DeliveryId) -> Result<Option<WebhookDelivery>> {
+        self.find_delivery_impl(id).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.finish_delivery_impl(id, status, error, at).await
+    }
+
+    async fn pending_deliveries(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryId>> {
+        self.pending_deliveries_impl(received_before, limit).await
+    }
+
+    async fn prune_failure_text(&self, before: OffsetDateTime) -> Result<u64> {
+        self.prune_failure_text_impl(before).await
+    }
+
+    async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>> {
+        self.expire_quarantines_impl(now).await
     }
 }

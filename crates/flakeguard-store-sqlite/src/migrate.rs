@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "read_api",
         sql: include_str!("../migrations/0002_read_api.sql"),
     },
+    Migration {
+        version: 3,
+        name: "outbox",
+        sql: include_str!("../migrations/0003_outbox.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flakeguard_migrations (

@@ -1,12 +1,14 @@
 //! Quarantines: recorded for a test of the repository, at most one live (proposed or active)
 //! per test — the partial unique index `quarantines_live` decides, so two concurrent requests
-//! cannot both win — and the repository's live ones listed with their tests.
+//! cannot both win — the repository's live ones listed with their tests, and the expired ones
+//! ended by the maintenance job (found through the partial index `quarantines_expiring`).
 
 use flakeguard_core::TestKey;
 use flakeguard_store::{
     NewQuarantine, Quarantine, QuarantineId, QuarantineState, RepoId, Result, StoreError,
     TestCaseId,
 };
+use time::OffsetDateTime;
 
 use crate::SqliteStore;
 use crate::error::{corrupt, map};
@@ -50,6 +52,20 @@ macro_rules! quarantine_columns {
         )
     };
 }
+
+/// A quarantine and its test's repository.
+type ExpiredRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
 
 /// A quarantine and its test's key.
 type LiveRow = (
@@ -119,6 +135,37 @@ impl SqliteStore {
             Some(row) => quarantine(row),
             None => Err(StoreError::NotFound(format!("test {}", new.test))),
         }
+    }
+
+    pub(crate) async fn expire_quarantines_impl(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(Quarantine, RepoId)>> {
+        // One statement: a quarantine is ended once, whoever else expires them meanwhile.
+        // (RETURNING may not name another table, but a subquery may.)
+        let rows: Vec<ExpiredRow> = sqlx::query_as(concat!(
+            "UPDATE quarantines SET state = 'expired', released_at = ?1
+             WHERE state IN ('proposed', 'active') AND expires_at <= ?1
+             RETURNING ",
+            quarantine_columns!(""),
+            ", (SELECT t.repo_id FROM test_cases t WHERE t.id = quarantines.test_case_id)"
+        ))
+        .bind(to_micros(now))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map("expire the quarantines"))?;
+        let mut expired = rows
+            .into_iter()
+            .map(
+                |(id, test, state, reason, owner, by, at, expires, released, repo)| {
+                    let quarantine =
+                        quarantine((id, test, state, reason, owner, by, at, expires, released))?;
+                    Ok((quarantine, RepoId(repo)))
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        expired.sort_unstable_by_key(|(q, _)| q.id);
+        Ok(expired)
     }
 
     pub(crate) async fn live_quarantines_impl(

@@ -14,10 +14,10 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::SqliteStore;
 use crate::error::{corrupt, map};
-use crate::timestamp::from_micros;
+use crate::timestamp::{from_micros, from_micros_opt};
 
 const RUN_COLUMNS: &str = "id, repo_id, commit_sha, branch, pr_number, workflow_run_id, \
-    run_attempt, job, source, started_at, received_at, report_digest";
+    run_attempt, job, source, started_at, received_at, report_digest, scored_at";
 
 /// The runs `page` selects (its parameters come first), with their counts; then the two
 /// failing outcome codes.
@@ -109,6 +109,7 @@ fn stored_run(row: &SqliteRow) -> Result<StoredRun> {
         started_at: from_micros(row.try_get("started_at").map_err(&read)?)?,
         received_at: from_micros(row.try_get("received_at").map_err(&read)?)?,
         report_digest: row.try_get("report_digest").map_err(&read)?,
+        scored_at: from_micros_opt(row.try_get("scored_at").map_err(&read)?)?,
         testcases: count("testcases")?,
         executions: count("executions")?,
         failed: count("failed")?,

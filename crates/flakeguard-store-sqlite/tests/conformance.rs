@@ -1,6 +1,6 @@
 //! The shared `Store` conformance suite against SQLite (a fresh database file per check), and
-//! SQLite-specific behaviour: reopening a file, refusing tampered migrations, concurrent
-//! writers.
+//! SQLite-specific behaviour: reopening a file, refusing tampered migrations, the outbox
+//! migration's treatment of existing runs, concurrent writers.
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -309,6 +309,74 @@ async fn a_later_report_fills_a_missing_file_and_moves_last_seen() {
     assert_eq!(test.file.as_deref(), Some("tests/big.rs"));
     assert_eq!(test.last_seen_at, late.started_at, "never moves back");
     assert_eq!(test.first_seen_at, late.started_at, "set on insert");
+    store.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_stored_before_the_outbox_count_as_scored() {
+    let store = store().await;
+    // The database as the previous release left it: migrations 1 and 2.
+    let pool = raw_connection(&store).await;
+    sqlx::raw_sql(
+        "CREATE TABLE flakeguard_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+         checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for migration in &MIGRATIONS[..2] {
+        sqlx::raw_sql(migration.sql).execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO flakeguard_migrations VALUES (?, ?, ?, 0)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(flakeguard_store::checksum(migration.sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let (org, _) = store.ensure_organization("acme", "Acme").await.unwrap();
+    let repo = store
+        .ensure_repository(org.id, &RepoSlug::parse("acme/shop").unwrap())
+        .await
+        .unwrap()
+        .0
+        .id;
+    let old = store
+        .ingest(repo, &run("1", "d"), &tests(3), &executions(3))
+        .await
+        .unwrap()
+        .run;
+
+    let applied: Vec<i64> = store
+        .migrate()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(applied, [3]);
+    let old = store.find_run(repo, old).await.unwrap().unwrap();
+    assert_eq!(
+        old.scored_at,
+        Some(old.received_at),
+        "scored in-process when it arrived"
+    );
+    let later = datetime!(2030-01-01 00:00 UTC);
+    assert!(store.unscored_runs(later, 10).await.unwrap().is_empty());
+    let new = store
+        .ingest(repo, &run("2", "d"), &tests(3), &executions(3))
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(
+        store.find_run(repo, new).await.unwrap().unwrap().scored_at,
+        None
+    );
+    assert_eq!(
+        store.unscored_runs(later, 10).await.unwrap(),
+        vec![(repo, new)]
+    );
     store.finish().await;
 }
 

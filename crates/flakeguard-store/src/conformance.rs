@@ -4,14 +4,15 @@
 //! of them with [`conformance_tests!`](crate::conformance_tests), giving it a factory that
 //! creates such a store (for PostgreSQL: a database of its own, dropped afterwards).
 
-use flakeguard_core::{Outcome, TestKey};
+use flakeguard_core::{Outcome, TestHistory, TestKey};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::{
-    DerivedState, NewAuditEntry, NewExecution, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId,
-    PageRequest, QuarantineState, RepoId, RepoSlug, Role, Scope, Source, Store, StoreError,
-    StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort,
+    DeliveryId, DeliveryStatus, DerivedState, NewAuditEntry, NewDelivery, NewExecution,
+    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, Quarantine, QuarantineState,
+    RepoId, RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRunId,
+    StoredTest, TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -44,6 +45,13 @@ macro_rules! conformance_tests {
             runs_are_only_found_in_their_repository,
             one_live_quarantine_per_test,
             quarantines_are_only_added_and_listed_in_their_repository,
+            runs_wait_in_the_scoring_outbox_until_marked,
+            a_runs_history_is_the_scoring_window_of_its_tests,
+            a_large_runs_history_is_the_scoring_window_of_its_tests,
+            webhook_deliveries_are_recorded_once,
+            webhook_deliveries_are_finished_and_pending_ones_listed,
+            old_failure_text_is_pruned_and_signatures_kept,
+            expired_quarantines_end,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1706,5 +1714,862 @@ pub async fn quarantines_are_only_added_and_listed_in_their_repository(store: &d
     assert_eq!(
         ids(store.live_quarantines(other).await.unwrap()),
         vec![their.id]
+    );
+}
+
+// ---- the scoring outbox -----------------------------------------------------------------
+
+fn at(minutes: i64) -> OffsetDateTime {
+    T0 + time::Duration::minutes(minutes)
+}
+
+pub async fn runs_wait_in_the_scoring_outbox_until_marked(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let tests = [test_case("t")];
+    let ingest = async |repo, run_id: &str, minutes| {
+        store
+            .ingest(
+                repo,
+                &run(run_id, 1, minutes, "d"),
+                &tests,
+                &[exec(0, 1, Outcome::Passed)],
+            )
+            .await
+            .unwrap()
+    };
+    // Received five minutes after they started; recorded out of reception order.
+    let late = ingest(shop, "late", 20).await.run;
+    let early = ingest(other, "early", 0).await.run;
+    let mid = ingest(shop, "mid", 10).await.run;
+    let tie = ingest(shop, "tie", 10).await.run;
+    assert!(tie > mid, "ids grow");
+
+    let unscored = async |before, limit| store.unscored_runs(before, limit).await.unwrap();
+    assert_eq!(
+        unscored(at(100), 10).await,
+        vec![(other, early), (shop, mid), (shop, tie), (shop, late)],
+        "every repository's, oldest reception first, then by id"
+    );
+    assert_eq!(
+        unscored(at(100), 2).await,
+        vec![(other, early), (shop, mid)]
+    );
+    assert_eq!(
+        unscored(at(15), 10).await,
+        vec![(other, early)],
+        "received strictly before"
+    );
+    assert!(unscored(at(100), 0).await.is_empty());
+    assert_eq!(
+        store.find_run(shop, mid).await.unwrap().unwrap().scored_at,
+        None,
+        "a new run is unscored"
+    );
+
+    store.mark_run_scored(mid, at(30)).await.unwrap();
+    store.mark_run_scored(mid, at(40)).await.unwrap();
+    assert_eq!(
+        store.find_run(shop, mid).await.unwrap().unwrap().scored_at,
+        Some(at(30)),
+        "marking again keeps the first time"
+    );
+    assert_eq!(
+        unscored(at(100), 10).await,
+        vec![(other, early), (shop, tie), (shop, late)]
+    );
+    let listed = store
+        .list_runs(
+            shop,
+            PageRequest {
+                offset: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let marks: Vec<(StoredRunId, Option<OffsetDateTime>)> =
+        listed.items.iter().map(|r| (r.id, r.scored_at)).collect();
+    assert_eq!(
+        marks,
+        vec![(late, None), (tie, None), (mid, Some(at(30)))],
+        "listed runs carry their mark"
+    );
+
+    // The same report again changes nothing, the mark included.
+    let again = ingest(shop, "mid", 10).await;
+    assert!(!again.created && again.run == mid);
+    assert_eq!(
+        store.find_run(shop, mid).await.unwrap().unwrap().scored_at,
+        Some(at(30))
+    );
+
+    let err = store
+        .mark_run_scored(StoredRunId(i64::MAX), at(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    for run in [early, tie, late] {
+        store.mark_run_scored(run, at(50)).await.unwrap();
+    }
+    assert!(unscored(at(100), 10).await.is_empty());
+    assert_eq!(
+        store
+            .find_run(other, early)
+            .await
+            .unwrap()
+            .unwrap()
+            .scored_at,
+        Some(at(50))
+    );
+}
+
+/// `history`'s tests are exactly those of `full` (a `load_history` answer) named in
+/// `names`, with the same runs, ids, histories and order.
+fn assert_history_of(history: &StoredHistory, full: &StoredHistory, names: &[&str]) {
+    assert_eq!(history.runs, full.runs, "the same scoring window");
+    assert_eq!(history.run_ids, full.run_ids);
+    let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
+    let (ids, tests): (Vec<TestCaseId>, Vec<TestHistory>) = full
+        .test_ids
+        .iter()
+        .zip(&full.tests)
+        .filter(|(_, t)| wanted.contains(t.key.name.as_str()))
+        .map(|(id, t)| (*id, t.clone()))
+        .unzip();
+    assert_eq!(tests.len(), names.len(), "load_history has each of them");
+    assert_eq!(history.test_ids, ids);
+    assert_eq!(
+        history.tests, tests,
+        "each test's history as load_history has it"
+    );
+}
+
+pub async fn a_runs_history_is_the_scoring_window_of_its_tests(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let tests: Vec<NewTestCase> = names.iter().map(|n| test_case(n)).collect();
+    let skipped = NewExecution {
+        duration_ms: None,
+        ..exec(4, 1, Outcome::Skipped)
+    };
+    // (run id, minute, executions); "target" names a, b and e.
+    let runs = [
+        (
+            "r1",
+            0,
+            vec![
+                exec(0, 1, Outcome::Passed),
+                failing_exec(1, 1, Outcome::Failed, SIG_A, Some("b broke")),
+                exec(1, 2, Outcome::Passed),
+                exec(2, 1, Outcome::Passed),
+                exec(3, 1, Outcome::Passed),
+            ],
+        ),
+        (
+            "r2",
+            10,
+            vec![
+                failing_exec(0, 1, Outcome::Failed, SIG_B, None),
+                exec(1, 1, Outcome::Passed),
+                exec(4, 1, Outcome::Passed),
+            ],
+        ),
+        (
+            "r3",
+            20,
+            vec![exec(2, 1, Outcome::Passed), exec(5, 1, Outcome::Passed)],
+        ),
+        (
+            "target",
+            30,
+            vec![
+                exec(0, 1, Outcome::Passed),
+                failing_exec(1, 1, Outcome::Error, SIG_A, None),
+                skipped,
+            ],
+        ),
+        ("empty", 35, vec![]),
+        (
+            "r5",
+            40,
+            vec![
+                exec(0, 1, Outcome::Passed),
+                exec(2, 1, Outcome::Passed),
+                exec(3, 1, Outcome::Passed),
+            ],
+        ),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    // Recorded out of time order, and the same runs in another repository.
+    for index in [3, 0, 5, 2, 4, 1] {
+        let (run_id, minutes, executions) = &runs[index];
+        for repo in [shop, other] {
+            let ingested = store
+                .ingest(repo, &run(run_id, 1, *minutes, "d"), &tests, executions)
+                .await
+                .unwrap();
+            if repo == shop {
+                ids.insert(*run_id, ingested.run);
+            }
+        }
+    }
+    let target = ids["target"];
+
+    let full = store.load_history(shop, 50).await.unwrap();
+    let history = store.load_run_history(shop, target, 50).await.unwrap();
+    assert_eq!(history.runs.len(), 6);
+    assert_history_of(&history, &full, &["a", "b", "e"]);
+    // And in absolute terms, for one test.
+    let b = history
+        .tests
+        .iter()
+        .find(|t| t.key.name == "b")
+        .expect("b is in the run");
+    let summary: Vec<_> = b
+        .executions
+        .iter()
+        .map(|e| (e.run, e.attempt, e.outcome, e.signature, e.duration_ms))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, 1, Outcome::Failed, Some(SIG_A), Some(40)),
+            (0, 2, Outcome::Passed, None, Some(12)),
+            (1, 1, Outcome::Passed, None, Some(12)),
+            (3, 1, Outcome::Error, Some(SIG_A), Some(40)),
+        ],
+        "by run (oldest first), then attempt"
+    );
+    assert_eq!(b.key, test_case("b").key);
+    assert_eq!(b.file.as_deref(), Some("tests/a.rs"));
+    let e = history.tests.iter().find(|t| t.key.name == "e").unwrap();
+    assert_eq!(
+        e.executions
+            .iter()
+            .map(|x| (x.run, x.outcome, x.duration_ms))
+            .collect::<Vec<_>>(),
+        vec![(1, Outcome::Passed, Some(12)), (3, Outcome::Skipped, None)]
+    );
+
+    // Narrower windows: the target's tests keep what the window has of them.
+    for (max_runs, expected) in [
+        (4, &["a", "b", "e"][..]),
+        (3, &["a", "b", "e"][..]),
+        // The run is out of the window: only a ran since.
+        (2, &["a"][..]),
+        (1, &["a"][..]),
+        (0, &[][..]),
+    ] {
+        let full = store.load_history(shop, max_runs).await.unwrap();
+        let history = store
+            .load_run_history(shop, target, max_runs)
+            .await
+            .unwrap();
+        assert_eq!(history.runs.len(), max_runs as usize, "{max_runs}");
+        assert_history_of(&history, &full, expected);
+    }
+
+    // Another run: the other tests.
+    let r5 = store.load_run_history(shop, ids["r5"], 50).await.unwrap();
+    assert_history_of(&r5, &full, &["a", "c", "d"]);
+    let empty = store
+        .load_run_history(shop, ids["empty"], 50)
+        .await
+        .unwrap();
+    assert_history_of(&empty, &full, &[]);
+
+    // Only a run of the repository.
+    let theirs = store.load_history(other, 50).await.unwrap();
+    let their_target = theirs.run_ids[3];
+    assert!(their_target != target);
+    for (repo, run) in [
+        (other, target),
+        (shop, their_target),
+        (shop, StoredRunId(i64::MAX)),
+    ] {
+        let err = store.load_run_history(repo, run, 50).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    }
+    let their_history = store
+        .load_run_history(other, their_target, 50)
+        .await
+        .unwrap();
+    assert_history_of(&their_history, &theirs, &["a", "b", "e"]);
+    assert!(
+        their_history
+            .test_ids
+            .iter()
+            .all(|id| !history.test_ids.contains(id))
+    );
+}
+
+/// A run of most of the window: more (window run, test) pairs than backends look up one by
+/// one (both read the window instead above 100,000), with other runs naming some of its tests
+/// and a test it does not name.
+pub async fn a_large_runs_history_is_the_scoring_window_of_its_tests(store: &dyn Store) {
+    migrated(store).await;
+    let big = repo(store, "acme/big").await;
+    let cases: Vec<NewTestCase> = (0..10_001)
+        .map(|i| test_case(&format!("case {i}")))
+        .collect();
+    let outsider = test_case("outsider");
+    // "before" (minute 0): cases 0-9 and the outsider, case 3 failing.
+    let mut before_tests = cases[..10].to_vec();
+    before_tests.push(outsider.clone());
+    let before_executions: Vec<NewExecution> = (0..11)
+        .map(|i| {
+            if i == 3 {
+                failing_exec(i, 1, Outcome::Failed, SIG_A, Some("three"))
+            } else {
+                exec(i, 1, Outcome::Passed)
+            }
+        })
+        .collect();
+    store
+        .ingest(
+            big,
+            &run("before", 1, 0, "d"),
+            &before_tests,
+            &before_executions,
+        )
+        .await
+        .unwrap();
+    for minute in 1..10 {
+        store
+            .ingest(
+                big,
+                &run(&format!("empty {minute}"), 1, minute, "d"),
+                &[],
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    // "target" (minute 10): every case, each hundredth failing and then passing.
+    let target_executions: Vec<NewExecution> = (0..cases.len())
+        .flat_map(|i| {
+            if i % 100 == 0 {
+                vec![
+                    failing_exec(i, 1, Outcome::Failed, SIG_B, None),
+                    exec(i, 2, Outcome::Passed),
+                ]
+            } else {
+                vec![exec(i, 1, Outcome::Passed)]
+            }
+        })
+        .collect();
+    let target = store
+        .ingest(big, &run("target", 1, 10, "d"), &cases, &target_executions)
+        .await
+        .unwrap()
+        .run;
+    // "after" (minute 20): case 5 errors, the outsider passes.
+    let after = store
+        .ingest(
+            big,
+            &run("after", 1, 20, "d"),
+            &[cases[5].clone(), outsider],
+            &[
+                failing_exec(0, 1, Outcome::Error, SIG_A, None),
+                exec(1, 1, Outcome::Passed),
+            ],
+        )
+        .await
+        .unwrap()
+        .run;
+
+    let names: Vec<String> = (0..cases.len()).map(|i| format!("case {i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    // 12 runs × 10,001 tests; then 3 runs × 10,001.
+    for max_runs in [50, 3] {
+        let full = store.load_history(big, max_runs).await.unwrap();
+        let history = store.load_run_history(big, target, max_runs).await.unwrap();
+        assert_eq!(history.runs.len(), if max_runs == 50 { 12 } else { 3 });
+        assert_history_of(&history, &full, &names);
+        let outcomes = |name: &str| {
+            let test = history
+                .tests
+                .iter()
+                .find(|t| t.key.name == name)
+                .expect("a case of the run");
+            test.executions
+                .iter()
+                .map(|e| (e.run, e.attempt, e.outcome))
+                .collect::<Vec<_>>()
+        };
+        let last = history.runs.len() as u32 - 1;
+        if max_runs == 50 {
+            assert_eq!(
+                outcomes("case 3"),
+                vec![(0, 1, Outcome::Failed), (10, 1, Outcome::Passed)]
+            );
+        }
+        assert_eq!(
+            outcomes("case 5")[outcomes("case 5").len() - 2..],
+            [(last - 1, 1, Outcome::Passed), (last, 1, Outcome::Error)]
+        );
+        assert_eq!(
+            outcomes("case 200"),
+            vec![
+                (last - 1, 1, Outcome::Failed),
+                (last - 1, 2, Outcome::Passed)
+            ]
+        );
+    }
+    let full = store.load_history(big, 50).await.unwrap();
+    let small = store.load_run_history(big, after, 50).await.unwrap();
+    assert_history_of(&small, &full, &["case 5", "outsider"]);
+}
+
+// ---- webhook deliveries -----------------------------------------------------------------
+
+fn delivery(guid: &str, minutes: i64) -> NewDelivery {
+    NewDelivery {
+        delivery_id: guid.to_owned(),
+        event: "workflow_run".to_owned(),
+        action: Some("completed".to_owned()),
+        installation_id: Some(42),
+        payload: br#"{"action":"completed"}"#.to_vec(),
+        received_at: at(minutes),
+    }
+}
+
+pub async fn webhook_deliveries_are_recorded_once(store: &dyn Store) {
+    migrated(store).await;
+    let new = NewDelivery {
+        installation_id: Some(i64::MAX),
+        payload: vec![0, 0xff, b'{', 0x80, 0],
+        ..delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958", 0)
+    };
+    let (stored, created) = store.record_delivery(&new).await.unwrap();
+    assert!(created);
+    assert_eq!(
+        stored,
+        WebhookDelivery {
+            id: stored.id,
+            delivery_id: new.delivery_id.clone(),
+            event: "workflow_run".to_owned(),
+            action: Some("completed".to_owned()),
+            installation_id: Some(i64::MAX),
+            payload: vec![0, 0xff, b'{', 0x80, 0],
+            status: DeliveryStatus::Received,
+            attempts: 0,
+            last_error: None,
+            received_at: T0,
+            processed_at: None,
+        }
+    );
+    assert_eq!(
+        store.find_delivery(stored.id).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    // GitHub redelivers with the same id: the stored delivery comes back untouched.
+    let redelivered = NewDelivery {
+        event: "ping".to_owned(),
+        action: None,
+        installation_id: None,
+        payload: b"other".to_vec(),
+        received_at: at(60),
+        ..new.clone()
+    };
+    let (again, created) = store.record_delivery(&redelivered).await.unwrap();
+    assert!(!created);
+    assert_eq!(again, stored);
+    assert_eq!(
+        store.find_delivery(stored.id).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    let bare = NewDelivery {
+        action: None,
+        installation_id: None,
+        payload: Vec::new(),
+        ..delivery("guid-2", 1)
+    };
+    let (bare, created) = store.record_delivery(&bare).await.unwrap();
+    assert!(created && bare.id != stored.id);
+    assert_eq!(
+        (
+            bare.action.as_deref(),
+            bare.installation_id,
+            bare.payload.as_slice()
+        ),
+        (None, None, &[][..])
+    );
+    assert_eq!(store.find_delivery(bare.id).await.unwrap(), Some(bare));
+    assert_eq!(
+        store.find_delivery(DeliveryId(i64::MAX)).await.unwrap(),
+        None
+    );
+
+    // Concurrent deliveries of one id: exactly one is new.
+    for round in 0..5 {
+        let d = delivery(&format!("concurrent-{round}"), round);
+        let (first, second) =
+            futures_join(store.record_delivery(&d), store.record_delivery(&d)).await;
+        let ((first, a), (second, b)) = (first.unwrap(), second.unwrap());
+        assert!(a != b, "round {round}: exactly one is new");
+        assert_eq!(first, second);
+    }
+}
+
+/// Both futures' outputs, polling them in turn so that both are under way at once (the suite
+/// depends on no runtime).
+async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut done_a, mut done_b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if done_a.is_none()
+            && let Poll::Ready(output) = a.as_mut().poll(cx)
+        {
+            done_a = Some(output);
+        }
+        if done_b.is_none()
+            && let Poll::Ready(output) = b.as_mut().poll(cx)
+        {
+            done_b = Some(output);
+        }
+        match (done_a.take(), done_b.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (done_a, done_b) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+pub async fn webhook_deliveries_are_finished_and_pending_ones_listed(store: &dyn Store) {
+    migrated(store).await;
+    let record = async |guid: &str, minutes| {
+        store
+            .record_delivery(&delivery(guid, minutes))
+            .await
+            .unwrap()
+            .0
+    };
+    let third = record("third", 20).await;
+    let first = record("first", 0).await;
+    let tie_a = record("tie-a", 10).await;
+    let tie_b = record("tie-b", 10).await;
+    assert!(tie_b.id > tie_a.id, "ids grow");
+    let pending = async |before, limit| store.pending_deliveries(before, limit).await.unwrap();
+    assert_eq!(
+        pending(at(100), 10).await,
+        vec![first.id, tie_a.id, tie_b.id, third.id],
+        "oldest reception first, then by id"
+    );
+    assert_eq!(pending(at(100), 2).await, vec![first.id, tie_a.id]);
+    assert_eq!(
+        pending(at(10), 10).await,
+        vec![first.id],
+        "received strictly before"
+    );
+    assert!(pending(at(100), 0).await.is_empty());
+
+    store
+        .finish_delivery(first.id, DeliveryStatus::Processed, None, at(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_delivery(first.id).await.unwrap(),
+        Some(WebhookDelivery {
+            status: DeliveryStatus::Processed,
+            attempts: 1,
+            processed_at: Some(at(50)),
+            ..first.clone()
+        }),
+        "only the status, attempts, error and time change"
+    );
+
+    // A failed attempt that leaves it pending, then one that gives up.
+    store
+        .finish_delivery(tie_a.id, DeliveryStatus::Received, Some("timeout"), at(51))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_delivery(tie_a.id).await.unwrap(),
+        Some(WebhookDelivery {
+            attempts: 1,
+            last_error: Some("timeout".to_owned()),
+            processed_at: Some(at(51)),
+            ..tie_a.clone()
+        })
+    );
+    assert_eq!(
+        pending(at(100), 10).await,
+        vec![tie_a.id, tie_b.id, third.id]
+    );
+    store
+        .finish_delivery(tie_a.id, DeliveryStatus::Failed, Some("gave up"), at(52))
+        .await
+        .unwrap();
+    let failed = store.find_delivery(tie_a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            failed.status,
+            failed.attempts,
+            failed.last_error.as_deref(),
+            failed.processed_at
+        ),
+        (DeliveryStatus::Failed, 2, Some("gave up"), Some(at(52)))
+    );
+
+    store
+        .finish_delivery(tie_b.id, DeliveryStatus::Ignored, None, at(53))
+        .await
+        .unwrap();
+    assert_eq!(pending(at(100), 10).await, vec![third.id]);
+    store
+        .finish_delivery(third.id, DeliveryStatus::Received, Some("retry"), at(54))
+        .await
+        .unwrap();
+    store
+        .finish_delivery(third.id, DeliveryStatus::Processed, None, at(55))
+        .await
+        .unwrap();
+    let done = store.find_delivery(third.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            done.status,
+            done.attempts,
+            done.last_error,
+            done.processed_at
+        ),
+        (DeliveryStatus::Processed, 2, None, Some(at(55))),
+        "a successful attempt clears the last error"
+    );
+    assert_eq!(
+        store.find_delivery(tie_b.id).await.unwrap().unwrap().status,
+        DeliveryStatus::Ignored
+    );
+    assert!(pending(at(100), 10).await.is_empty());
+
+    let err = store
+        .finish_delivery(
+            DeliveryId(i64::MAX),
+            DeliveryStatus::Processed,
+            None,
+            at(60),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+// ---- maintenance --------------------------------------------------------------------------
+
+pub async fn old_failure_text_is_pruned_and_signatures_kept(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let (test, runs) = execution_seed(store, shop).await;
+    let (their_test, _) = execution_seed(store, other).await;
+    let before = store.recent_executions(shop, test, 100).await.unwrap();
+    // What the executions should be once messages of runs started before `cutoff` are gone.
+    let without_messages_before = |cutoff: OffsetDateTime| {
+        before
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if e.started_at < cutoff {
+                    e.message = None;
+                }
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Run 1 (minute 0) had one message, in each repository; run 2 starts at the cutoff.
+    assert_eq!(store.prune_failure_text(at(10)).await.unwrap(), 2);
+    assert_eq!(
+        store.recent_executions(shop, test, 100).await.unwrap(),
+        without_messages_before(at(10)),
+        "only the message changes, and only before the cutoff"
+    );
+    assert_eq!(
+        store.prune_failure_text(at(10)).await.unwrap(),
+        0,
+        "already cleared"
+    );
+    // Runs 2 and 3 had one each; run 4's failure had none; run 5 passed.
+    assert_eq!(store.prune_failure_text(at(25)).await.unwrap(), 4);
+    assert_eq!(store.prune_failure_text(at(1_000)).await.unwrap(), 0);
+    let after = store.recent_executions(shop, test, 100).await.unwrap();
+    assert_eq!(after, without_messages_before(at(1_000)));
+    assert!(after.iter().all(|e| e.message.is_none()));
+    let signatures: Vec<(u64, u64, Option<String>)> = store
+        .failure_signatures(shop, test)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.signature, s.count, s.message))
+        .collect();
+    assert_eq!(
+        signatures,
+        vec![(SIG_A, 3, None), (SIG_B, 1, None)],
+        "signatures still group"
+    );
+    assert!(
+        store
+            .recent_executions(other, their_test, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.message.is_none())
+    );
+    assert_eq!(
+        store.run_failures(shop, runs[0]).await.unwrap()[0].signature,
+        Some(SIG_A)
+    );
+
+    // More messages than one batch of a backend (10,000), and a newer run that keeps its own.
+    let big = repo(store, "acme/big").await;
+    let tests: Vec<NewTestCase> = (0..10_007)
+        .map(|i| test_case(&format!("case {i}")))
+        .collect();
+    let failing: Vec<NewExecution> = (0..tests.len())
+        .map(|i| failing_exec(i, 1, Outcome::Failed, SIG_A, Some(&format!("boom {i}"))))
+        .collect();
+    let old = store
+        .ingest(big, &run("old", 1, 0, "d"), &tests, &failing)
+        .await
+        .unwrap()
+        .run;
+    let newer = store
+        .ingest(big, &run("newer", 1, 100, "d"), &tests[..3], &failing[..3])
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(store.prune_failure_text(at(100)).await.unwrap(), 10_007);
+    assert_eq!(store.prune_failure_text(at(100)).await.unwrap(), 0);
+    let old_failures = store.run_failures(big, old).await.unwrap();
+    assert_eq!(old_failures.len(), 10_007);
+    assert!(
+        old_failures
+            .iter()
+            .all(|f| f.message.is_none() && f.signature == Some(SIG_A))
+    );
+    let kept: Vec<Option<String>> = store
+        .run_failures(big, newer)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.message)
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            Some("boom 0".to_owned()),
+            Some("boom 1".to_owned()),
+            Some("boom 2".to_owned())
+        ]
+    );
+}
+
+pub async fn expired_quarantines_end(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let tests: Vec<NewTestCase> = names.iter().map(|n| test_case(n)).collect();
+    let ours = ingest_passing(store, shop, "1", &tests).await;
+    let theirs = ingest_passing(store, other, "1", &tests[..1]).await;
+    let now = T0 + time::Duration::days(14);
+    let expiring = |test, state, expires_at| NewQuarantine {
+        expires_at,
+        ..quarantine_of(test, state, 0)
+    };
+    let minute = time::Duration::minutes(1);
+    let mut added = Vec::new();
+    for (test, state, expires_at) in [
+        (ours[0], QuarantineState::Proposed, Some(now - minute)),
+        (ours[1], QuarantineState::Active, Some(now)),
+        (ours[2], QuarantineState::Active, Some(now + minute)),
+        (ours[3], QuarantineState::Active, None),
+        (ours[4], QuarantineState::Released, Some(now - minute)),
+        (ours[5], QuarantineState::Expired, Some(now - minute)),
+        (theirs[0], QuarantineState::Proposed, Some(T0)),
+    ] {
+        let repo = if test == theirs[0] { other } else { shop };
+        let q = store
+            .add_quarantine(repo, &expiring(test, state, expires_at))
+            .await
+            .unwrap();
+        added.push(q);
+    }
+    let ended = |q: &Quarantine| Quarantine {
+        state: QuarantineState::Expired,
+        released_at: Some(now),
+        ..q.clone()
+    };
+
+    let expired = store.expire_quarantines(now).await.unwrap();
+    let mut expected = vec![
+        (ended(&added[0]), shop),
+        (ended(&added[1]), shop),
+        (ended(&added[6]), other),
+    ];
+    expected.sort_by_key(|(q, _)| q.id);
+    assert_eq!(
+        expired, expected,
+        "live ones expiring at or before now, as changed, by id"
+    );
+    assert!(store.expire_quarantines(now).await.unwrap().is_empty());
+
+    let live: Vec<_> = store
+        .live_quarantines(shop)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(q, _)| q)
+        .collect();
+    assert_eq!(live, vec![added[2].clone(), added[3].clone()]);
+    assert!(store.live_quarantines(other).await.unwrap().is_empty());
+    assert!(
+        !store
+            .find_test(shop, ours[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .quarantined
+    );
+    assert!(
+        store
+            .find_test(shop, ours[2])
+            .await
+            .unwrap()
+            .unwrap()
+            .quarantined
+    );
+    // An expired quarantine is no longer live: the test may be quarantined again.
+    store
+        .add_quarantine(shop, &expiring(ours[0], QuarantineState::Proposed, None))
+        .await
+        .unwrap();
+
+    let later = store
+        .expire_quarantines(now + time::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        later
+            .iter()
+            .map(|(q, repo)| (q.id, q.state, q.released_at, *repo))
+            .collect::<Vec<_>>(),
+        vec![(
+            added[2].id,
+            QuarantineState::Expired,
+            Some(now + time::Duration::days(1)),
+            shop
+        )],
+        "one without an expiry never expires"
     );
 }

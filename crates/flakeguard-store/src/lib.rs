@@ -5,8 +5,9 @@
 //! both must pass [`conformance`], the one suite that defines the behaviour.
 //!
 //! History is append-only: a run and its executions are written once, in one transaction, and
-//! never changed; a test's derived state (status, probability, …) can always be recomputed
-//! from its executions.
+//! never changed, but for two pieces of bookkeeping: a run's `scored_at` (the scoring outbox)
+//! and the raw failure messages that retention clears. A test's derived state (status,
+//! probability, …) can always be recomputed from its executions.
 #![forbid(unsafe_code)]
 
 pub mod conformance;
@@ -157,4 +158,87 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The repository's proposed and active quarantines, with their tests' keys.
     async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>>;
+
+    // ---- the scoring outbox -------------------------------------------------------------
+    //
+    // A run is stored unscored (`StoredRun::scored_at` is `None`); whatever rescores its tests
+    // marks it scored afterwards. A sweeper finds the runs left unscored (the process stopped
+    // between the ingest and the scoring) and scores them again: scoring is idempotent, so
+    // doing it twice is harmless, and forgetting it is impossible.
+
+    /// Runs not scored yet that were received before `received_before`, oldest first (by
+    /// reception, then id), at most `limit`, with their repositories.
+    async fn unscored_runs(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(RepoId, StoredRunId)>>;
+
+    /// Marks the run scored at `at`. Idempotent: a run already marked keeps its first time
+    /// (the outbox entry was done then). [`StoreError::NotFound`] when there is no such run.
+    async fn mark_run_scored(&self, run: StoredRunId, at: OffsetDateTime) -> Result<()>;
+
+    /// What [`Store::load_history`] returns for `(repo, max_runs)` — the same runs, and for
+    /// each test the same [`flakeguard_core::TestHistory`] in the same order — but only for
+    /// the tests with an execution in `run` (those a new run can have changed). A small
+    /// run's tests are read on their own, so this stays cheap for one CI job in a large
+    /// repository; a run of most of the window costs about what `load_history` does. A test
+    /// of `run` without executions in the window (the run is older than the window) is left
+    /// out, as `load_history` leaves it out. [`StoreError::NotFound`] when `run` is not one
+    /// of `repo`'s.
+    async fn load_run_history(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+        max_runs: u32,
+    ) -> Result<StoredHistory>;
+
+    // ---- GitHub webhook deliveries ------------------------------------------------------
+    //
+    // Deliveries are stored as they arrive and handled afterwards (an outbox): the webhook
+    // answers GitHub quickly, and a delivery survives a restart.
+
+    /// Stores the delivery; `true` when it is new. A delivery id already stored (GitHub
+    /// redelivers) returns the stored delivery unchanged and `false`; of concurrent calls
+    /// with one delivery id, exactly one gets `true`.
+    async fn record_delivery(&self, delivery: &NewDelivery) -> Result<(WebhookDelivery, bool)>;
+
+    async fn find_delivery(&self, id: DeliveryId) -> Result<Option<WebhookDelivery>>;
+
+    /// Records one attempt at handling the delivery: its new `status`, the attempt's error
+    /// (`None` clears the previous one) and `processed_at = at`; `attempts` grows by one.
+    /// Finishing with [`DeliveryStatus::Received`] records a failed attempt and leaves the
+    /// delivery pending, to be tried again. [`StoreError::NotFound`] when there is no such
+    /// delivery.
+    async fn finish_delivery(
+        &self,
+        id: DeliveryId,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Deliveries still `received` that arrived before `received_before`, oldest first (by
+    /// reception, then id), at most `limit`.
+    async fn pending_deliveries(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryId>>;
+
+    // ---- maintenance ----------------------------------------------------------------------
+
+    /// Retention of raw failure output: clears the failure message of every execution in a
+    /// run that started before `before`, keeping its failure signature (so signatures still
+    /// group) and everything else. Returns how many executions changed; those already
+    /// cleared (or without a message) do not count, so a repeat returns 0. Works in bounded
+    /// batches, each committed on its own: it never holds one long transaction, and an
+    /// interrupted prune keeps what it did.
+    async fn prune_failure_text(&self, before: OffsetDateTime) -> Result<u64>;
+
+    /// Ends every proposed or active quarantine whose `expires_at` is at or before `now`:
+    /// its state becomes [`QuarantineState::Expired`] and `released_at` is `now`. Returns the
+    /// quarantines it changed, as they are afterwards, with their repositories, by id; a
+    /// repeat returns nothing.
+    async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>>;
 }

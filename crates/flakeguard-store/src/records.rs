@@ -47,6 +47,10 @@ id!(
     /// A quarantine's database id.
     QuarantineId
 );
+id!(
+    /// A stored webhook delivery's database id (not GitHub's delivery GUID).
+    DeliveryId
+);
 
 /// `owner/name`, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -442,6 +446,9 @@ pub struct StoredRun {
     pub started_at: OffsetDateTime,
     pub received_at: OffsetDateTime,
     pub report_digest: String,
+    /// When the run's tests were rescored after it arrived; `None` while it waits in the
+    /// scoring outbox (see [`crate::Store::unscored_runs`]).
+    pub scored_at: Option<OffsetDateTime>,
     /// Distinct tests in the run.
     pub testcases: u64,
     /// Executions in the run, all attempts.
@@ -540,6 +547,75 @@ pub struct AuditEntry {
     pub at: OffsetDateTime,
 }
 
+/// What a webhook delivery came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Stored, not handled yet (the outbox's pending state).
+    Received,
+    /// Handled.
+    Processed,
+    /// Handled by doing nothing (an event or action FlakeGuard does not act on).
+    Ignored,
+    /// Given up on; `last_error` says why.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Received => "received",
+            DeliveryStatus::Processed => "processed",
+            DeliveryStatus::Ignored => "ignored",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => DeliveryStatus::Received,
+            "processed" => DeliveryStatus::Processed,
+            "ignored" => DeliveryStatus::Ignored,
+            "failed" => DeliveryStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A GitHub webhook delivery to record before it is handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// GitHub's `X-GitHub-Delivery` GUID; a redelivery carries the same one.
+    pub delivery_id: String,
+    /// `X-GitHub-Event` (`workflow_run`, `installation`, …).
+    pub event: String,
+    /// The payload's `action`, when it has one.
+    pub action: Option<String>,
+    /// The payload's `installation.id`, when it has one.
+    pub installation_id: Option<i64>,
+    /// The request body, verbatim.
+    pub payload: Vec<u8>,
+    pub received_at: OffsetDateTime,
+}
+
+/// A stored webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: DeliveryId,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub payload: Vec<u8>,
+    pub status: DeliveryStatus,
+    /// How many times it was handled (each [`crate::Store::finish_delivery`] counts one).
+    pub attempts: u32,
+    /// The error of the last attempt, if it failed.
+    pub last_error: Option<String>,
+    pub received_at: OffsetDateTime,
+    /// When it was last handled.
+    pub processed_at: Option<OffsetDateTime>,
+}
+
 /// The runbook's post-seed check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
@@ -602,6 +678,20 @@ mod tests {
             assert_eq!(outcome_from_code(outcome_code(o)), Some(o));
         }
         assert_eq!(outcome_from_code(9), None);
+    }
+
+    #[test]
+    fn delivery_statuses_round_trip() {
+        for status in [
+            DeliveryStatus::Received,
+            DeliveryStatus::Processed,
+            DeliveryStatus::Ignored,
+            DeliveryStatus::Failed,
+        ] {
+            assert_eq!(DeliveryStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(DeliveryStatus::parse("Processed"), None);
+        assert_eq!(DeliveryStatus::parse(""), None);
     }
 
     #[test]
