@@ -71,7 +71,10 @@ async fn env(backend: Backend) -> Env {
             )
         }
     };
-    assert_eq!(schedule::slot(OffsetDateTime::now_utc().unix_timestamp(), NEVER), 0);
+    assert_eq!(
+        schedule::slot(OffsetDateTime::now_utc().unix_timestamp(), NEVER),
+        0
+    );
     assert!(
         queue
             .claim_schedule(schedule::MAINTENANCE, 0, NEVER)
