@@ -258,7 +258,9 @@ async fn the_sweep_queues_runs_whose_job_is_missing_and_the_worker_scores_them(b
     .await;
     stop.send(true).unwrap();
     let summary = worker.await.unwrap();
-    assert_eq!(summary.completed, 10, "{summary:?}");
+    // At least one job per run. The worker's own first sweep may read a run as unscored just
+    // before its job completes and push it again: a second, harmless scoring.
+    assert!(summary.completed >= 10, "{summary:?}");
     assert_eq!((summary.retried, summary.dead), (0, 0));
 
     // The flaky test (failing every other run) is judged as a full rescore judges it.
@@ -588,14 +590,18 @@ async fn maintenance_is_scheduled_once_per_slot_and_expires_quarantines(backend:
     ctx.clock = Arc::new(move || later);
     ctx.failure_text_retention = Duration::from_secs(24 * 3600);
     let (stop, worker) = start(&env, ctx.clone(), config());
-    wait_until("maintenance done", || async {
-        let s = env.queue.stats(&["maintenance"]).await.unwrap();
-        s[0].pending + s[0].running == 0
+    wait_until("maintenance done and the run scored", || async {
+        let s = env
+            .queue
+            .stats(&["maintenance", "score_tests"])
+            .await
+            .unwrap();
+        s.iter().all(|q| q.pending + q.running == 0) && unscored(&*env.store).await == 0
     })
     .await;
     stop.send(true).unwrap();
     // The maintenance job, and the new run's scoring (found by the worker's first sweep).
-    assert_eq!(worker.await.unwrap().completed, 2);
+    assert!(worker.await.unwrap().completed >= 2);
     assert!(
         env.store
             .live_quarantines(env.repo.id)
