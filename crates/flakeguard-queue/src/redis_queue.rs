@@ -428,6 +428,10 @@ impl JobQueue for RedisQueue {
             let ids: Vec<String> = connection
                 .zrange(self.queue_key(queue, set), 0, stop)
                 .await?;
+            // An empty pipeline is refused by the client ("empty command").
+            if ids.is_empty() {
+                return Ok((ids, Vec::new()));
+            }
             let mut pipe = redis::pipe();
             for id in &ids {
                 pipe.hgetall(self.key(&format!("job:{id}")));
