@@ -1,163 +1,14 @@
 //! `flakeguard serve` as a process: zero configuration, the runbook's variables and their
 //! one-line errors, `.env`, SIGTERM draining an in-flight upload; and `flakeguard token`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::Duration;
 
-const API_KEY: &str = "operator-key-0123456789";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The binary with a clean environment (no DATABASE_URL, no runbook variables from the
-/// machine), run in `dir`.
-fn command(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flakeguard"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .args(args);
-    cmd
-}
-
-fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    command(dir, env, args).output().expect("flakeguard runs")
-}
-
-/// A running server and the addresses it printed.
-struct Server {
-    child: Option<Child>,
-    api: String,
-    worker: String,
-    web: String,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut env = env.to_vec();
-        env.extend([
-            ("PORT", "0"),
-            ("WORKER_PORT", "0"),
-            ("WEB_PORT", "0"),
-            ("HOST", "127.0.0.1"),
-        ]);
-        let mut child = command(dir, &env, &["serve"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut api, mut worker, mut web) = (None, None, None);
-        while api.is_none() || worker.is_none() || web.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("the server prints where it listens");
-            let addr = || {
-                line.split("http://").nth(1).map(|a| {
-                    a.chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect::<String>()
-                })
-            };
-            if line.contains("api listening on") {
-                api = addr();
-            } else if line.contains("worker listening on") {
-                worker = addr();
-            } else if line.contains("web listening on") {
-                web = addr();
-            }
-        }
-        Server {
-            child: Some(child),
-            api: api.unwrap(),
-            worker: worker.unwrap(),
-            web: web.unwrap(),
-            lines: rx,
-        }
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.as_ref().unwrap().id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait(mut self) -> (Option<i32>, Vec<String>) {
-        let (tx, rx) = mpsc::channel();
-        let mut child = self.child.take().unwrap();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let status = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server exits after SIGTERM")
-            .unwrap();
-        let lines = self.lines.try_iter().collect();
-        (status.code(), lines)
-    }
-}
-
-impl Drop for Server {
-    /// A failed test must not leave a server running.
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A bare HTTP/1.1 exchange (so a request can be left half-sent).
-fn http(addr: &str, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    read_response(&mut stream)
-}
-
-fn read_response(stream: &mut TcpStream) -> (u16, String) {
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn get(addr: &str, path: &str) -> (u16, String) {
-    http(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
-    )
-}
+use support::{API_KEY, Server, get, http, read_response, run, scratch};
 
 #[test]
 fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
@@ -168,15 +19,15 @@ fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
         "SQLite in ./data by default"
     );
 
-    let (status, body) = get(&server.api, "/health");
+    let (status, body) = get(server.api(), "/health");
     assert_eq!(status, 200);
     assert!(
         body.contains("\"status\":\"ok\"") && body.contains("\"timestamp\":\""),
         "{body}"
     );
-    let (status, body) = get(&server.api, "/health/ready");
+    let (status, body) = get(server.api(), "/health/ready");
     assert_eq!(status, 200, "{body}");
-    let (status, body) = get(&server.worker, "/health");
+    let (status, body) = get(server.worker(), "/health");
     assert_eq!(status, 200, "{body}");
     // The runbook's check matches the text: status first, then the queues with their counts.
     assert!(
@@ -186,15 +37,15 @@ fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
     for queue in ["process_webhook", "notify", "maintenance"] {
         assert!(body.contains(&format!("{{\"name\":\"{queue}\",")), "{body}");
     }
-    let (status, metrics) = get(&server.worker, "/metrics");
+    let (status, metrics) = get(server.worker(), "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("flakeguard_queue_jobs"), "{metrics}");
-    let (status, body) = get(&server.web, "/health");
+    let (status, body) = get(server.web(), "/health");
     assert_eq!((status, body.as_str()), (200, "OK"));
 
     // An upload is half-sent when SIGTERM arrives: it is still answered, then the server exits 0.
     let xml = "<testsuite name=\"s\"><testcase classname=\"c\" name=\"t\"/></testsuite>";
-    let mut stream = TcpStream::connect(&server.api).unwrap();
+    let mut stream = TcpStream::connect(server.api()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -211,7 +62,7 @@ fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
     stream.write_all(&xml.as_bytes()[10..]).unwrap();
     let (status, body) = read_response(&mut stream);
     assert_eq!(status, 201, "the in-flight request completes: {body}");
-    let api = server.api.clone();
+    let api = server.api().to_owned();
     let (code, lines) = server.wait();
     assert_eq!(code, Some(0), "{lines:?}");
     assert!(
@@ -291,7 +142,7 @@ fn dotenv_and_file_secrets_are_read() {
     let key_file = dir.join("key");
     let server = Server::start(&dir, &[("API_KEY_FILE", key_file.to_str().unwrap())]);
     let (status, body) = http(
-        &server.api,
+        server.api(),
         &format!(
             "GET /api/v1/repos HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n"
         ),
@@ -363,7 +214,7 @@ fn tokens_are_created_listed_and_revoked() {
     let ingest = |token: &str| {
         let xml = "<testsuite name=\"s\"><testcase name=\"t\"/></testsuite>";
         http(
-            &server.api,
+            server.api(),
             &format!(
                 "POST /api/v1/ingest?repo=acme/shop HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
                  Content-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
@@ -428,7 +279,7 @@ fn production_mode_logs_json_lines() {
             ("LOG_LEVEL", "info"),
         ],
     );
-    let (status, _) = get(&server.api, "/health");
+    let (status, _) = get(server.api(), "/health");
     assert_eq!(status, 200);
     server.terminate();
     let (code, lines) = server.wait();
@@ -476,7 +327,7 @@ fn upload_reaches_a_real_server_once() {
     );
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let server = Server::start(&dir, &[]);
-    let url = format!("http://{}", server.api);
+    let url = format!("http://{}", server.api());
     let upload = || {
         run(
             &dir,
@@ -503,7 +354,7 @@ fn upload_reaches_a_real_server_once() {
     assert!(second.status.success(), "{again}");
     assert!(again.contains("(already stored)"), "{again}");
     let (status, body) = http(
-        &server.api,
+        server.api(),
         &format!(
             "GET /api/v1/repos/acme/shop/runs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
         ),
