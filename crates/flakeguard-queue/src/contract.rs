@@ -91,6 +91,15 @@ pub async fn a_job_is_delivered_with_its_payload_and_forgotten_when_complete(
     assert!(!queue.complete(&lease).await.unwrap(), "completing twice");
     assert_eq!(counts(&*queue, "alpha").await, [0, 0, 0, 0]);
     assert!(queue.reserve(&["alpha"], LONG).await.unwrap().is_none());
+    // Listing a state nothing is in (what `flakeguard jobs list` does first on a healthy
+    // queue: the dead set) is an empty list, not an error.
+    for state in JobState::ALL {
+        assert_eq!(
+            queue.list("alpha", state, 10).await.unwrap().len(),
+            0,
+            "{state:?}"
+        );
+    }
 }
 
 pub async fn an_id_is_queued_once_until_it_completes(queue: Arc<dyn JobQueue>) {

@@ -1,9 +1,12 @@
 //! `flakeguard migrate` and `flakeguard seed` as an operator runs them, on the embedded SQLite
 //! default and on PostgreSQL (a database of the test's own on `TEST_DATABASE_URL`'s server).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use support::servers::PgDatabase;
 
 fn flakeguard(env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flakeguard"));
@@ -141,67 +144,16 @@ fn bad_database_url_is_one_clear_line() {
     );
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh PostgreSQL database, dropped when the guard goes.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> Self {
-        let admin_url = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!(
-            "flakeguard_cli_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let out = Command::new("psql")
-            .args([&admin_url, "-qc", &format!("CREATE DATABASE {name}")])
-            .output()
-            .expect("psql runs (PostgreSQL client installed by .ci/run)");
-        assert!(
-            out.status.success(),
-            "cannot create a test database on {admin_url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PgDatabase { admin_url, name }
-    }
-
-    fn url(&self) -> String {
-        let base = self
-            .admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&self.admin_url);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.admin_url,
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
 #[test]
 fn postgres_is_chosen_by_database_url() {
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("flakeguard_cli");
     let url = db.url();
     migrate_then_seed_twice(&[("DATABASE_URL", &url)]);
 }
 
 #[test]
 fn seeding_postgres_before_migrating_says_what_to_do() {
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("flakeguard_cli");
     let url = db.url();
     let out = flakeguard(&[("DATABASE_URL", &url)], &["seed"]);
     assert_eq!(out.status.code(), Some(1));

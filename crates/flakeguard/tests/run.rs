@@ -389,7 +389,7 @@ fn the_real_server_decides_from_its_quarantine_list() {
     assert!(out.status.success(), "{}", stderr(&out));
     let token = stdout(&out).trim().to_owned();
     let server = Server::start(&dir, &[]);
-    let url = format!("http://{}", server.api);
+    let url = format!("http://{}", server.api());
     let flags = online_flags(&url);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let suite = |fail: &str, run_id: &str, extra: &[&str]| {
@@ -479,7 +479,7 @@ fn the_real_server_decides_from_its_quarantine_list() {
 
     // Every run was uploaded, failing or not.
     let (status, body) = http(
-        &server.api,
+        server.api(),
         &format!(
             "GET /api/v1/repos/acme/shop/runs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
         ),

@@ -1,14 +1,14 @@
 //! `flakeguard serve` as a process: zero configuration, the runbook's variables and their
 //! one-line errors, `.env`, SIGTERM draining an in-flight upload; and `flakeguard token`.
 
+mod support;
+
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-mod support;
-
-use support::*;
+use support::{API_KEY, Server, get, http, read_response, run, scratch};
 
 #[test]
 fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
@@ -19,15 +19,15 @@ fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
         "SQLite in ./data by default"
     );
 
-    let (status, body) = get(&server.api, "/health");
+    let (status, body) = get(server.api(), "/health");
     assert_eq!(status, 200);
     assert!(
         body.contains("\"status\":\"ok\"") && body.contains("\"timestamp\":\""),
         "{body}"
     );
-    let (status, body) = get(&server.api, "/health/ready");
+    let (status, body) = get(server.api(), "/health/ready");
     assert_eq!(status, 200, "{body}");
-    let (status, body) = get(&server.worker, "/health");
+    let (status, body) = get(server.worker(), "/health");
     assert_eq!(status, 200, "{body}");
     // The runbook's check matches the text: status first, then the queues with their counts.
     assert!(
@@ -37,15 +37,15 @@ fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
     for queue in ["process_webhook", "notify", "maintenance"] {
         assert!(body.contains(&format!("{{\"name\":\"{queue}\",")), "{body}");
     }
-    let (status, metrics) = get(&server.worker, "/metrics");
+    let (status, metrics) = get(server.worker(), "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("flakeguard_queue_jobs"), "{metrics}");
-    let (status, body) = get(&server.web, "/health");
+    let (status, body) = get(server.web(), "/health");
     assert_eq!((status, body.as_str()), (200, "OK"));
 
     // An upload is half-sent when SIGTERM arrives: it is still answered, then the server exits 0.
     let xml = "<testsuite name=\"s\"><testcase classname=\"c\" name=\"t\"/></testsuite>";
-    let mut stream = TcpStream::connect(&server.api).unwrap();
+    let mut stream = TcpStream::connect(server.api()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -62,7 +62,7 @@ fn zero_configuration_serves_the_health_contracts_and_sigterm_drains() {
     stream.write_all(&xml.as_bytes()[10..]).unwrap();
     let (status, body) = read_response(&mut stream);
     assert_eq!(status, 201, "the in-flight request completes: {body}");
-    let api = server.api.clone();
+    let api = server.api().to_owned();
     let (code, lines) = server.wait();
     assert_eq!(code, Some(0), "{lines:?}");
     assert!(
@@ -142,7 +142,7 @@ fn dotenv_and_file_secrets_are_read() {
     let key_file = dir.join("key");
     let server = Server::start(&dir, &[("API_KEY_FILE", key_file.to_str().unwrap())]);
     let (status, body) = http(
-        &server.api,
+        server.api(),
         &format!(
             "GET /api/v1/repos HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n"
         ),
@@ -214,7 +214,7 @@ fn tokens_are_created_listed_and_revoked() {
     let ingest = |token: &str| {
         let xml = "<testsuite name=\"s\"><testcase name=\"t\"/></testsuite>";
         http(
-            &server.api,
+            server.api(),
             &format!(
                 "POST /api/v1/ingest?repo=acme/shop HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
                  Content-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
@@ -279,7 +279,7 @@ fn production_mode_logs_json_lines() {
             ("LOG_LEVEL", "info"),
         ],
     );
-    let (status, _) = get(&server.api, "/health");
+    let (status, _) = get(server.api(), "/health");
     assert_eq!(status, 200);
     server.terminate();
     let (code, lines) = server.wait();
@@ -327,7 +327,7 @@ fn upload_reaches_a_real_server_once() {
     );
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let server = Server::start(&dir, &[]);
-    let url = format!("http://{}", server.api);
+    let url = format!("http://{}", server.api());
     let upload = || {
         run(
             &dir,
@@ -354,7 +354,7 @@ fn upload_reaches_a_real_server_once() {
     assert!(second.status.success(), "{again}");
     assert!(again.contains("(already stored)"), "{again}");
     let (status, body) = http(
-        &server.api,
+        server.api(),
         &format!(
             "GET /api/v1/repos/acme/shop/runs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
         ),
