@@ -372,6 +372,25 @@ async fn with_tests(
     Ok(history)
 }
 
+/// Serialises the writers of one repository's test cases (ingests and score saves) for the
+/// rest of the transaction. Without it, concurrent writers lock `test_cases` rows in whatever
+/// order their plans visit them (a sequential scan on a small repository, a hash join for
+/// scores), and deadlock: the fault tests saw up to 40 a run, each costing PostgreSQL's 1 s
+/// `deadlock_timeout` and, after four retries, a 409 — and under a burst the waiting writers
+/// held every pooled connection. Different repositories still write in parallel. The first key
+/// marks the lock as FlakeGuard's ('FG' in ASCII), so other users of advisory locks on the same
+/// database cannot collide with it.
+pub(crate) async fn lock_repository(
+    conn: &mut sqlx::PgConnection,
+    repo: RepoId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(18007, ($1 % 2147483647)::int)")
+        .bind(repo.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn save_scores(
     pool: &PgPool,
     repo: RepoId,
@@ -394,6 +413,8 @@ pub(crate) async fn save_scores(
     let failures: Vec<i64> = sorted.iter().map(|s| i64::from(s.failures)).collect();
     let reason: Vec<&str> = sorted.iter().map(|s| s.reason.as_str()).collect();
     let evidence: Vec<&str> = sorted.iter().map(|s| s.evidence.as_str()).collect();
+    let mut tx = pool.begin().await.map_err(map)?;
+    lock_repository(&mut tx, repo).await.map_err(map)?;
     sqlx::query(SAVE_SCORES)
         .bind(repo.0)
         .bind(&ids)
@@ -407,8 +428,9 @@ pub(crate) async fn save_scores(
         .bind(&failures)
         .bind(&reason)
         .bind(&evidence)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(map)?;
+    tx.commit().await.map_err(map)?;
     Ok(())
 }

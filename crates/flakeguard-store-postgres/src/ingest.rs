@@ -268,6 +268,7 @@ async fn ingest_once(
     executions: &[NewExecution],
 ) -> Result<Ingested, Failure> {
     let mut tx = pool.begin().await?;
+    crate::history::lock_repository(&mut tx, repo).await?;
     let attempt = i32::try_from(run.attempt).unwrap_or(i32::MAX);
     let inserted: Option<i64> = sqlx::query_scalar(INSERT_RUN)
         .bind(repo.0)
