@@ -28,6 +28,8 @@ use crate::{health, ingest, quarantine, repos};
         repos::list_runs,
         repos::get_run,
         quarantine::list_quarantine,
+        quarantine::create_quarantine,
+        quarantine::release_quarantine,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -37,7 +39,7 @@ use crate::{health, ingest, quarantine, repos};
         (name = "repositories", description = "Repositories the token can see"),
         (name = "tests", description = "Tests, their status, evidence and executions"),
         (name = "runs", description = "Stored runs"),
-        (name = "quarantine", description = "Quarantined tests, for runners that ignore or skip them"),
+        (name = "quarantine", description = "Quarantined tests, for runners that ignore or skip them, and their lifecycle"),
     )
 )]
 struct ApiDoc;

@@ -48,6 +48,7 @@ on_both_backends!(
     read_api_lists_filters_and_paginates,
     test_and_run_details,
     quarantine_list,
+    quarantine_lifecycle,
     openapi_and_swagger_ui,
 );
 
@@ -1007,6 +1008,215 @@ async fn quarantine_list(app: &TestApp) {
     assert_eq!(status, 200, "the operator sees every repository");
 }
 
+async fn quarantine_lifecycle(app: &TestApp) {
+    use reqwest::Method;
+    use serde_json::json;
+
+    let (status, body) = app
+        .ingest(
+            "repo=acme/shop&run_id=l1",
+            &app.tokens.acme,
+            &junit(&[
+                ("shop.Pay", "refund", "fail"),
+                ("shop.Pay", "charge", "pass"),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .ingest(
+            "repo=acme/api&run_id=l1",
+            &app.tokens.acme,
+            &junit(&[("api.X", "other", "pass")]),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = |path: &'static str| async move {
+        let (_, tests) = app.get_json(path, &app.tokens.acme).await;
+        tests["items"][0]["id"].as_i64().unwrap()
+    };
+    let refund = id("/api/v1/repos/acme/shop/tests?q=refund").await;
+    let charge = id("/api/v1/repos/acme/shop/tests?q=charge").await;
+    let other = id("/api/v1/repos/acme/api/tests").await;
+    let list = "/api/v1/repos/acme/shop/quarantine";
+    let post = |token: &'static str, body: Value| async move {
+        let token = match token {
+            "acme" => &app.tokens.acme,
+            "read" => &app.tokens.acme_read,
+            "globex" => &app.tokens.globex,
+            _ => API_KEY,
+        };
+        app.send_json(Method::POST, list, token, Some(&body)).await
+    };
+
+    // Created: 201 with the entry, active by default, expiring in 30 days.
+    let before = OffsetDateTime::now_utc();
+    let (status, created) = post(
+        "acme",
+        json!({"test_id": refund, "reason": "fails one run in ten", "owner": "@acme/payments"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["test_id"], refund);
+    assert_eq!(created["name"], "refund");
+    assert_eq!(created["state"], "active");
+    assert_eq!(created["reason"], "fails one run in ten");
+    assert_eq!(created["owner"], "@acme/payments");
+    assert!(created["released_at"].is_null());
+    let creator = created["created_by"].as_str().unwrap().to_owned();
+    assert!(creator.starts_with("token:"), "{creator}");
+    let expires = OffsetDateTime::parse(
+        created["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let days = (expires - before).whole_hours();
+    assert!((30 * 24 - 1..=30 * 24).contains(&days), "{created}");
+
+    // Listed; a second live one for the test is a conflict.
+    let (_, listed) = app.get_json(list, &app.tokens.acme_read).await;
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["items"][0]["id"], created["id"]);
+    let (status, body) = post("acme", json!({"test_id": refund, "reason": "again"})).await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+
+    // A proposed one with its own expiry, by the operator.
+    let (status, proposed) = post(
+        "operator",
+        json!({"test_id": charge, "reason": "r", "expires_in_days": 2, "state": "proposed"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{proposed}");
+    assert_eq!(
+        (proposed["state"].as_str(), proposed["created_by"].as_str()),
+        (Some("proposed"), Some("operator"))
+    );
+
+    // Bad input names the field; unknown tests and other repositories' tests are 404.
+    for (body, field) in [
+        (json!({"reason": "r"}), "test_id"),
+        (json!({"test_id": charge, "reason": ""}), "reason"),
+        (
+            json!({"test_id": charge, "reason": "r", "expires_in_days": 0}),
+            "expires_in_days",
+        ),
+        (
+            json!({"test_id": charge, "reason": "r", "state": "released"}),
+            "state",
+        ),
+        (
+            json!({"test_id": charge, "reason": "r", "colour": 1}),
+            "colour",
+        ),
+    ] {
+        let (status, answer) = post("acme", body.clone()).await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (422, "invalid_body"),
+            "{body}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{field} in {message}");
+    }
+    for test in [other, i64::MAX] {
+        let (status, body) = post("acme", json!({"test_id": test, "reason": "r"})).await;
+        assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+    }
+
+    // Tenancy and scope: another organization does not see the repository; writing needs admin.
+    let (status, body) = post("globex", json!({"test_id": refund, "reason": "r"})).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, body) = post("read", json!({"test_id": refund, "reason": "r"})).await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    let release = |test: i64| format!("/api/v1/repos/acme/shop/quarantine/{test}");
+    let (status, body) = app
+        .send_json(Method::DELETE, &release(refund), &app.tokens.globex, None)
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, body) = app
+        .send_json(
+            Method::DELETE,
+            &release(refund),
+            &app.tokens.acme_read,
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    let (status, body) = app
+        .send_json(
+            Method::DELETE,
+            &format!("/api/v1/repos/acme/api/quarantine/{other}"),
+            &app.tokens.acme_shop_only,
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+
+    // Released: 200 with the entry, gone from the list; a second release finds nothing.
+    let (status, released) = app
+        .send_json(Method::DELETE, &release(refund), &app.tokens.acme, None)
+        .await;
+    assert_eq!(status, 200, "{released}");
+    assert_eq!(
+        (released["id"].clone(), released["state"].as_str()),
+        (created["id"].clone(), Some("released"))
+    );
+    assert!(released["released_at"].is_string());
+    for path in [
+        release(refund),
+        release(other),
+        "/api/v1/repos/acme/shop/quarantine/x".to_owned(),
+    ] {
+        let (status, body) = app
+            .send_json(Method::DELETE, &path, &app.tokens.acme, None)
+            .await;
+        assert_eq!((status, error_code(&body)), (404, "not_found"), "{path}");
+    }
+    let (status, _) = app
+        .send_json(Method::DELETE, &release(charge), API_KEY, None)
+        .await;
+    assert_eq!(status, 200);
+    let (_, listed) = app.get_json(list, &app.tokens.acme).await;
+    assert_eq!(listed["total"], 0, "{listed}");
+
+    // Released, the test may be quarantined again.
+    let (status, body) = post("acme", json!({"test_id": refund, "reason": "still flaky"})).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Every change is in the audit log, by the principal that made it.
+    let audit = app.store.list_audit(app.acme, 100).await.unwrap();
+    let changes: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .filter(|e| e.action.starts_with("quarantine."))
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.target.as_str()))
+        .rev()
+        .collect();
+    let target = |test: i64| format!("acme/shop#test:{test}");
+    let (refund_target, charge_target) = (target(refund), target(charge));
+    assert_eq!(
+        changes,
+        vec![
+            (
+                "quarantine.created",
+                creator.as_str(),
+                refund_target.as_str()
+            ),
+            ("quarantine.created", "operator", charge_target.as_str()),
+            (
+                "quarantine.released",
+                creator.as_str(),
+                refund_target.as_str()
+            ),
+            ("quarantine.released", "operator", charge_target.as_str()),
+            (
+                "quarantine.created",
+                creator.as_str(),
+                refund_target.as_str()
+            ),
+        ]
+    );
+}
+
 async fn openapi_and_swagger_ui(app: &TestApp) {
     let doc: Value = app
         .http
@@ -1026,6 +1236,7 @@ async fn openapi_and_swagger_ui(app: &TestApp) {
         "/api/v1/repos/{owner}/{repo}/tests/{test_id}",
         "/api/v1/repos/{owner}/{repo}/runs/{run_id}",
         "/api/v1/repos/{owner}/{repo}/quarantine",
+        "/api/v1/repos/{owner}/{repo}/quarantine/{test_id}",
     ] {
         assert!(
             doc["paths"][path].is_object(),
@@ -1041,6 +1252,13 @@ async fn openapi_and_swagger_ui(app: &TestApp) {
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger"), "{html}");
+    assert!(
+        doc["paths"]["/api/v1/repos/{owner}/{repo}/quarantine"]["post"].is_object(),
+        "POST quarantine missing from the OpenAPI document"
+    );
+    assert!(
+        doc["paths"]["/api/v1/repos/{owner}/{repo}/quarantine/{test_id}"]["delete"].is_object()
+    );
     assert!(!html.contains("cdn."), "nothing from a CDN");
     let js = app
         .http

@@ -359,6 +359,15 @@ impl Store for PostgresStore {
         quarantines::live(&self.pool, repo).await
     }
 
+    async fn release_quarantine(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Quarantine>, StoreError> {
+        quarantines::release(&self.pool, repo, test, at).await
+    }
+
     async fn unscored_runs(
         &self,
         received_before: OffsetDateTime,

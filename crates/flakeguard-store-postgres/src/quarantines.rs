@@ -1,7 +1,8 @@
 //! Quarantines: recorded for a test of the repository, at most one live (proposed or active)
 //! per test — the partial unique index `quarantines_live` decides, so two concurrent requests
-//! cannot both win — the repository's live ones listed with their tests, and the expired ones
-//! ended by the maintenance job (found through the partial index `quarantines_expiring`).
+//! cannot both win — the repository's live ones listed with their tests, released on request
+//! or by policy, and the expired ones ended by the maintenance job (found through the partial
+//! index `quarantines_expiring`).
 
 use flakeguard_core::TestKey;
 use flakeguard_store::{
@@ -26,6 +27,15 @@ const LIVE: &str = "SELECT q.id, q.test_case_id, q.state, q.reason, q.owner, q.c
     FROM quarantines q JOIN test_cases t ON t.id = q.test_case_id
     WHERE t.repo_id = $1 AND q.state IN ('proposed', 'active')
     ORDER BY q.created_at, q.id";
+
+/// Releases the live quarantine of test $1 of repository $2 at $3. One statement: of
+/// concurrent releases, one changes the row and the others find it no longer live.
+const RELEASE: &str = "UPDATE quarantines q SET state = 'released', released_at = $3
+    FROM test_cases t
+    WHERE t.id = q.test_case_id AND q.test_case_id = $1 AND t.repo_id = $2
+      AND q.state IN ('proposed', 'active')
+    RETURNING q.id, q.test_case_id, q.state, q.reason, q.owner, q.created_by, q.created_at,
+              q.expires_at, q.released_at";
 
 /// Ends the live quarantines expired at $1, returning them (as changed) with their tests'
 /// repositories. One statement: a quarantine is ended once, whoever else expires them
@@ -98,6 +108,24 @@ pub(crate) async fn live(
         .iter()
         .map(|row| Ok((quarantine(row)?, key_from_row(row).map_err(map)?)))
         .collect()
+}
+
+pub(crate) async fn release(
+    pool: &PgPool,
+    repo: RepoId,
+    test: TestCaseId,
+    at: OffsetDateTime,
+) -> Result<Option<Quarantine>, StoreError> {
+    sqlx::query(RELEASE)
+        .bind(test.0)
+        .bind(repo.0)
+        .bind(at)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?
+        .as_ref()
+        .map(quarantine)
+        .transpose()
 }
 
 pub(crate) async fn expire(

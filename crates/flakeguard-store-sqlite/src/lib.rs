@@ -301,6 +301,15 @@ impl Store for SqliteStore {
         self.live_quarantines_impl(repo).await
     }
 
+    async fn release_quarantine(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Quarantine>> {
+        self.release_quarantine_impl(repo, test, at).await
+    }
+
     async fn unscored_runs(
         &self,
         received_before: OffsetDateTime,

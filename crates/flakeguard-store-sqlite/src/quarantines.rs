@@ -1,7 +1,8 @@
 //! Quarantines: recorded for a test of the repository, at most one live (proposed or active)
 //! per test — the partial unique index `quarantines_live` decides, so two concurrent requests
-//! cannot both win — the repository's live ones listed with their tests, and the expired ones
-//! ended by the maintenance job (found through the partial index `quarantines_expiring`).
+//! cannot both win — the repository's live ones listed with their tests, released on request
+//! or by policy, and the expired ones ended by the maintenance job (found through the partial
+//! index `quarantines_expiring`).
 
 use flakeguard_core::TestKey;
 use flakeguard_store::{
@@ -135,6 +136,30 @@ impl SqliteStore {
             Some(row) => quarantine(row),
             None => Err(StoreError::NotFound(format!("test {}", new.test))),
         }
+    }
+
+    pub(crate) async fn release_quarantine_impl(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Quarantine>> {
+        // One statement: of concurrent releases, one changes the row and the others find it
+        // no longer live.
+        let row: Option<QuarantineRow> = sqlx::query_as(concat!(
+            "UPDATE quarantines SET state = 'released', released_at = ?
+             WHERE test_case_id = ? AND state IN ('proposed', 'active')
+               AND test_case_id IN (SELECT id FROM test_cases WHERE repo_id = ?)
+             RETURNING ",
+            quarantine_columns!("")
+        ))
+        .bind(to_micros(at))
+        .bind(test.0)
+        .bind(repo.0)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map("release the quarantine"))?;
+        row.map(quarantine).transpose()
     }
 
     pub(crate) async fn expire_quarantines_impl(

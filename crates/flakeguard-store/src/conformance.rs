@@ -52,6 +52,7 @@ macro_rules! conformance_tests {
             webhook_deliveries_are_finished_and_pending_ones_listed,
             old_failure_text_is_pruned_and_signatures_kept,
             expired_quarantines_end,
+            live_quarantines_are_released_once,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -2571,5 +2572,114 @@ pub async fn expired_quarantines_end(store: &dyn Store) {
             shop
         )],
         "one without an expiry never expires"
+    );
+}
+
+pub async fn live_quarantines_are_released_once(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let tests: Vec<NewTestCase> = ["a", "b", "c"].iter().map(|n| test_case(n)).collect();
+    let ours = ingest_passing(store, shop, "1", &tests).await;
+    let theirs = ingest_passing(store, other, "1", &tests[..1]).await;
+    let now = T0 + time::Duration::days(2);
+
+    let active = store
+        .add_quarantine(shop, &quarantine_of(ours[0], QuarantineState::Active, 0))
+        .await
+        .unwrap();
+    let proposed = store
+        .add_quarantine(shop, &quarantine_of(ours[1], QuarantineState::Proposed, 0))
+        .await
+        .unwrap();
+    let theirs_q = store
+        .add_quarantine(other, &quarantine_of(theirs[0], QuarantineState::Active, 0))
+        .await
+        .unwrap();
+
+    let released = store.release_quarantine(shop, ours[0], now).await.unwrap();
+    assert_eq!(
+        released,
+        Some(Quarantine {
+            state: QuarantineState::Released,
+            released_at: Some(now),
+            ..active.clone()
+        })
+    );
+    assert_eq!(
+        store.release_quarantine(shop, ours[0], now).await.unwrap(),
+        None,
+        "a second release finds nothing live"
+    );
+    let released = store.release_quarantine(shop, ours[1], now).await.unwrap();
+    assert_eq!(
+        released.map(|q| (q.id, q.state)),
+        Some((proposed.id, QuarantineState::Released)),
+        "a proposed quarantine is released too"
+    );
+    assert_eq!(
+        store.release_quarantine(shop, ours[2], now).await.unwrap(),
+        None,
+        "a test never quarantined"
+    );
+    assert_eq!(
+        store
+            .release_quarantine(shop, TestCaseId(i64::MAX), now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .release_quarantine(shop, theirs[0], now)
+            .await
+            .unwrap(),
+        None,
+        "another repository's test"
+    );
+    assert!(store.live_quarantines(shop).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .live_quarantines(other)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(q, _)| q)
+            .collect::<Vec<_>>(),
+        vec![theirs_q]
+    );
+    assert!(
+        !store
+            .find_test(shop, ours[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .quarantined
+    );
+    // Released, the test may be quarantined again, and released again.
+    let again = store
+        .add_quarantine(shop, &quarantine_of(ours[0], QuarantineState::Active, 5))
+        .await
+        .unwrap();
+    assert!(again.id != active.id);
+    let later = now + time::Duration::hours(1);
+    assert_eq!(
+        store
+            .release_quarantine(shop, ours[0], later)
+            .await
+            .unwrap()
+            .map(|q| (q.id, q.released_at)),
+        Some((again.id, Some(later)))
+    );
+    // An expired quarantine is not released: it already ended.
+    let expiring = NewQuarantine {
+        expires_at: Some(T0 + time::Duration::days(1)),
+        ..quarantine_of(ours[2], QuarantineState::Active, 0)
+    };
+    store.add_quarantine(shop, &expiring).await.unwrap();
+    assert_eq!(store.expire_quarantines(now).await.unwrap().len(), 1);
+    assert_eq!(
+        store.release_quarantine(shop, ours[2], now).await.unwrap(),
+        None
     );
 }

@@ -159,6 +159,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The repository's proposed and active quarantines, with their tests' keys.
     async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>>;
 
+    /// Releases the test's live (proposed or active) quarantine: its state becomes
+    /// [`QuarantineState::Released`] and `released_at` is `at`. Returns it as changed, or
+    /// `None` when the test (of `repo`) has no live quarantine — a repeat, a test of another
+    /// repository or an unknown test. One statement, so of concurrent releases one wins.
+    async fn release_quarantine(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Quarantine>>;
+
     // ---- the scoring outbox -------------------------------------------------------------
     //
     // A run is stored unscored (`StoredRun::scored_at` is `None`); whatever rescores its tests

@@ -254,6 +254,30 @@ impl TestApp {
         (status, response.json().await.unwrap())
     }
 
+    /// Sends `body` as JSON with `method`; returns the status and the JSON answer (`null`
+    /// when there is none).
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        };
+        (status, value)
+    }
+
     /// Uploads one XML report; returns the status and JSON answer. After a success it waits
     /// for the worker to score the run, so the next step sees the scores.
     pub async fn ingest(&self, query: &str, token: &str, xml: &str) -> (u16, serde_json::Value) {
