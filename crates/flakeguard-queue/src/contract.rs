@@ -23,6 +23,7 @@ macro_rules! queue_contract_tests {
             a_job_without_retries_left_is_dead_and_can_be_replayed_or_purged,
             an_expired_lease_is_taken_back_and_the_old_lease_is_void,
             a_lease_that_expires_on_the_last_attempt_makes_the_job_dead,
+            retries_and_expired_leases_come_back_in_every_queue_asked,
             a_released_job_is_pending_again_without_using_an_attempt,
             an_extended_lease_is_kept,
             concurrent_consumers_get_each_job_once,
@@ -270,6 +271,42 @@ pub async fn a_lease_that_expires_on_the_last_attempt_makes_the_job_dead(queue: 
     let dead = queue.list("alpha", JobState::Dead, 10).await.unwrap();
     let error = dead[0].last_error.as_deref().unwrap_or_default();
     assert!(error.contains("lease expired"), "{error}");
+}
+
+pub async fn retries_and_expired_leases_come_back_in_every_queue_asked(queue: Arc<dyn JobQueue>) {
+    queue.push(&job("beta", "b-retry")).await.unwrap();
+    queue.push(&job("gamma", "g-lost")).await.unwrap();
+    let failing = queue.reserve(&["beta"], LONG).await.unwrap().unwrap();
+    assert!(
+        queue
+            .fail(&failing, "flaky", Some(Duration::from_millis(100)))
+            .await
+            .unwrap()
+    );
+    let _lost = queue
+        .reserve(&["gamma"], Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Asked in one call for three queues, the first empty: both jobs come back, in the order
+    // of the queues asked.
+    let first = queue
+        .reserve(&["alpha", "gamma", "beta"], LONG)
+        .await
+        .unwrap()
+        .expect("the expired lease");
+    assert_eq!((first.id.as_str(), first.attempt), ("g-lost", 2));
+    let second = queue
+        .reserve(&["alpha", "gamma", "beta"], LONG)
+        .await
+        .unwrap()
+        .expect("the due retry");
+    assert_eq!((second.id.as_str(), second.attempt), ("b-retry", 2));
+    assert!(queue.complete(&first).await.unwrap());
+    assert!(queue.complete(&second).await.unwrap());
+    assert_eq!(counts(&*queue, "beta").await, [0, 0, 0, 0]);
+    assert_eq!(counts(&*queue, "gamma").await, [0, 0, 0, 0]);
 }
 
 pub async fn a_released_job_is_pending_again_without_using_an_attempt(queue: Arc<dyn JobQueue>) {

@@ -202,30 +202,35 @@ impl JobQueue for SqliteQueue {
         }
         let now = now_ms();
         let token = new_token();
-        let mut tx = self.begin().await?;
+        // Each statement is atomic on its own, so no transaction is needed: first every due
+        // retry and every expired lease of the queues asked about comes back (or goes to the
+        // dead set when no attempt is left), then one pending job is claimed, queue by queue.
+        // Another worker interleaving between the statements only finds the same jobs pending.
+        // Numbered like `?1`: sqlx counts bare `?` from the first argument, not after `?1`.
+        let listed = (2..queues.len() + 2)
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reclaim = format!(
+            "UPDATE jobs SET
+                state = CASE WHEN state = 'retrying' THEN 'pending'
+                             WHEN attempts >= max_attempts THEN 'dead'
+                             ELSE 'pending' END,
+                last_error = CASE WHEN state = 'running'
+                                  THEN 'lease expired during attempt ' || attempts
+                                       || ' (worker stopped or stalled)'
+                                  ELSE last_error END,
+                due_at = CASE WHEN state = 'running' THEN ?1 ELSE due_at END,
+                token = NULL, updated_at = ?1
+             WHERE queue IN ({listed}) AND state IN ('retrying', 'running') AND due_at <= ?1"
+        );
+        // Only `?` placeholders are formatted in; the queue names are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(reclaim)).bind(now);
         for queue in queues {
-            sqlx::query(
-                "UPDATE jobs SET state = 'pending', updated_at = ?1
-                 WHERE queue = ?2 AND state = 'retrying' AND due_at <= ?1",
-            )
-            .bind(now)
-            .bind(queue)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_error)?;
-            sqlx::query(
-                "UPDATE jobs SET
-                    state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,
-                    last_error = 'lease expired during attempt ' || attempts
-                                 || ' (worker stopped or stalled)',
-                    token = NULL, due_at = ?1, updated_at = ?1
-                 WHERE queue = ?2 AND state = 'running' AND due_at <= ?1",
-            )
-            .bind(now)
-            .bind(queue)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_error)?;
+            query = query.bind(*queue);
+        }
+        query.execute(&self.pool).await.map_err(backend_error)?;
+        for queue in queues {
             let row = sqlx::query(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, token = ?1,
                     due_at = ?2, updated_at = ?3
@@ -236,12 +241,11 @@ impl JobQueue for SqliteQueue {
             .bind(&token)
             .bind(now.saturating_add(millis(lease).max(1)))
             .bind(now)
-            .bind(queue)
-            .fetch_optional(&mut *tx)
+            .bind(*queue)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend_error)?;
             if let Some(row) = row {
-                tx.commit().await.map_err(backend_error)?;
                 let attempts: i64 = row.get("attempts");
                 let max_attempts: i64 = row.get("max_attempts");
                 return Ok(Some(Lease {
@@ -254,7 +258,6 @@ impl JobQueue for SqliteQueue {
                 }));
             }
         }
-        tx.commit().await.map_err(backend_error)?;
         Ok(None)
     }
 
