@@ -184,8 +184,10 @@ async fn run_one(
         Ok(job) => {
             let work = AssertUnwindSafe(jobs::handle(ctx, &job)).catch_unwind();
             tokio::pin!(work);
-            let mut beat = tokio::time::interval((lease_for / 3).max(Duration::from_millis(50)));
-            beat.tick().await;
+            // The first beat is one period away: starting with `interval`'s immediate tick
+            // would cost every job a timer round-trip before its handler even starts.
+            let period = (lease_for / 3).max(Duration::from_millis(50));
+            let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tokio::select! {
                     done = &mut work => break Some(match done {
