@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod github;
 mod health;
 mod ingest;
 pub mod metrics;
@@ -86,6 +87,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(ingest::routes(max_upload))
         .merge(repos::routes())
         .merge(quarantine::routes())
+        .merge(github::routes())
         .fallback(telemetry::not_found)
         .with_state(state);
     telemetry::layers(routes.merge(openapi::routes()))

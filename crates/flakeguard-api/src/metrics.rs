@@ -12,6 +12,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
 
+/// Webhook deliveries by event and outcome.
+pub(crate) const GITHUB_WEBHOOKS: &str = "flakeguard_github_webhooks_total";
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process's recorder (once; later calls return the same handle). `None` when
@@ -55,6 +58,10 @@ fn describe() {
     describe_counter!(
         "flakeguard_outbox_requeued_total",
         "Outbox entries (unscored runs, unprocessed webhook deliveries) whose job was missing and was queued again by the sweeper."
+    );
+    describe_counter!(
+        GITHUB_WEBHOOKS,
+        "GitHub webhook deliveries by event and outcome (queued, deferred, duplicate, ignored, unsigned, bad_signature)."
     );
     describe_counter!(
         "flakeguard_quarantine_changes_total",

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{health, ingest, quarantine, repos};
+use crate::{github, health, ingest, quarantine, repos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,12 +30,14 @@ use crate::{health, ingest, quarantine, repos};
         quarantine::list_quarantine,
         quarantine::create_quarantine,
         quarantine::release_quarantine,
+        github::webhook,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "The runbook's health contracts"),
         (name = "ingest", description = "Uploading reports"),
+        (name = "github", description = "The GitHub App's webhook (signed by GitHub, no token)"),
         (name = "repositories", description = "Repositories the token can see"),
         (name = "tests", description = "Tests, their status, evidence and executions"),
         (name = "runs", description = "Stored runs"),

@@ -16,4 +16,4 @@ pub use ingest::{
     Timings, ingest_reports, report_verdict,
 };
 pub use rescore::{Rescored, derived_state, rescore};
-pub use settings::{Environment, LogLevel, Secret, Settings, SettingsError};
+pub use settings::{Environment, GitHubSettings, LogLevel, Secret, Settings, SettingsError};

@@ -104,6 +104,46 @@ pub struct Settings {
     /// Raw failure text is cleared after this many days; signatures stay
     /// (`FAILURE_TEXT_RETENTION_DAYS`).
     pub failure_text_retention_days: u32,
+    /// The GitHub App (`GITHUB_*`, `ENABLE_GITHUB_WEBHOOKS`, `ENABLE_QUARANTINE_ACTIONS`).
+    pub github: GitHubSettings,
+}
+
+/// The GitHub App's settings. Webhooks are accepted only with a secret to check them by;
+/// the API is called only with an App id and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubSettings {
+    /// `ENABLE_GITHUB_WEBHOOKS` (default true); false answers every delivery 503 and stores
+    /// nothing — the runbook's circuit breaker.
+    pub webhooks_enabled: bool,
+    /// `GITHUB_WEBHOOK_SECRET`: the App's webhook secret (HMAC-SHA256 key).
+    pub webhook_secret: Option<Secret>,
+    /// `GITHUB_APP_ID`.
+    pub app_id: Option<u64>,
+    /// The App's private key (PEM): `GITHUB_PRIVATE_KEY`, its `_FILE`, `/run/secrets`, or the
+    /// file named by `GITHUB_PRIVATE_KEY_PATH`.
+    pub private_key: Option<Secret>,
+    /// `GITHUB_API_URL` (default `https://api.github.com`; GitHub Enterprise Server:
+    /// `https://HOST/api/v3`), without a trailing slash.
+    pub api_url: String,
+    /// `ENABLE_QUARANTINE_ACTIONS` (default true): offer "Quarantine flaky" on check runs.
+    pub quarantine_actions: bool,
+    /// `FLAKEGUARD_PUBLIC_URL`: where people reach FlakeGuard, for links in check runs and
+    /// comments (none by default).
+    pub public_url: Option<String>,
+}
+
+impl Default for GitHubSettings {
+    fn default() -> Self {
+        GitHubSettings {
+            webhooks_enabled: true,
+            webhook_secret: None,
+            app_id: None,
+            private_key: None,
+            api_url: "https://api.github.com".to_owned(),
+            quarantine_actions: true,
+            public_url: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -127,12 +167,20 @@ impl Default for Settings {
             failure_text_retention_days: 90,
             rate_limit_window: Duration::from_millis(60_000),
             max_upload_bytes: 100 << 20,
+            github: GitHubSettings::default(),
         }
     }
 }
 
 /// Variables that are secrets: also read from `/run/secrets/<name>`, never echoed in errors.
-const SECRETS: &[&str] = &["DATABASE_URL", "REDIS_URL", "JWT_SECRET", "API_KEY"];
+const SECRETS: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "API_KEY",
+    "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_PRIVATE_KEY",
+];
 
 /// Values that show a secret was copied from an example and never replaced.
 const PLACEHOLDERS: &[&str] = &[
@@ -372,7 +420,9 @@ impl Settings {
             .get("FLAKEGUARD_DATA_DIR")?
             .map(PathBuf::from)
             .unwrap_or(defaults.data_dir);
+        let github = github_settings(env)?;
         let settings = Settings {
+            github,
             production,
             host,
             port: port("PORT", defaults.port)?,
@@ -416,6 +466,16 @@ impl Settings {
         if let Some(secret) = &self.jwt_secret {
             check_secret("JWT_SECRET", secret, 32, self.production)?;
         }
+        if let Some(secret) = &self.github.webhook_secret {
+            check_secret("GITHUB_WEBHOOK_SECRET", secret, 16, self.production)?;
+        }
+        if self.github.app_id.is_some() != self.github.private_key.is_some() {
+            return Err(SettingsError(
+                "GITHUB_APP_ID and the App's private key (GITHUB_PRIVATE_KEY_PATH, \
+                 GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_FILE) go together: set both or neither"
+                    .to_owned(),
+            ));
+        }
         if self.production {
             for (name, value) in [("JWT_SECRET", &self.jwt_secret), ("API_KEY", &self.api_key)] {
                 if value.is_none() {
@@ -429,6 +489,77 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+fn flag(env: &Environment, name: &str, default: bool) -> Result<bool, SettingsError> {
+    match env.get(name)? {
+        None => Ok(default),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(invalid(name, &v, "true or false")),
+        },
+    }
+}
+
+fn github_settings(env: &Environment) -> Result<GitHubSettings, SettingsError> {
+    let defaults = GitHubSettings::default();
+    let app_id = match env.get("GITHUB_APP_ID")? {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| invalid("GITHUB_APP_ID", &v, "the App's numeric id"))?,
+        ),
+    };
+    let private_key = match env.get("GITHUB_PRIVATE_KEY")? {
+        Some(pem) => Some(pem),
+        None => match env.get("GITHUB_PRIVATE_KEY_PATH")? {
+            None => None,
+            Some(path) => Some(std::fs::read_to_string(path.trim()).map_err(|e| {
+                SettingsError(format!(
+                    "GITHUB_PRIVATE_KEY_PATH={path}: cannot read the App's private key: {e}"
+                ))
+            })?),
+        },
+    };
+    if let Some(pem) = &private_key
+        && !pem.contains("-----BEGIN")
+    {
+        return Err(SettingsError(
+            "the GitHub App private key (GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH) is not \
+             PEM: expected the .pem file GitHub downloads, starting with -----BEGIN"
+                .to_owned(),
+        ));
+    }
+    let api_url = match env.get("GITHUB_API_URL")? {
+        None => defaults.api_url,
+        Some(v) => {
+            let url = v.trim().trim_end_matches('/').to_owned();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid("GITHUB_API_URL", &v, "an http(s):// URL"));
+            }
+            url
+        }
+    };
+    let public_url = env
+        .get("FLAKEGUARD_PUBLIC_URL")?
+        .map(|v| v.trim().trim_end_matches('/').to_owned());
+    Ok(GitHubSettings {
+        webhooks_enabled: flag(env, "ENABLE_GITHUB_WEBHOOKS", defaults.webhooks_enabled)?,
+        webhook_secret: env.get("GITHUB_WEBHOOK_SECRET")?.map(Secret),
+        app_id,
+        private_key: private_key.map(Secret),
+        api_url,
+        quarantine_actions: flag(
+            env,
+            "ENABLE_QUARANTINE_ACTIONS",
+            defaults.quarantine_actions,
+        )?,
+        public_url,
+    })
 }
 
 /// Short or placeholder secrets are refused in production; elsewhere only an API key shorter
@@ -557,6 +688,59 @@ mod tests {
         assert_eq!(s.worker_concurrency, 4);
         assert_eq!(s.job_lease.as_secs(), 60);
         assert_eq!(s.failure_text_retention_days, 90);
+    }
+
+    #[test]
+    fn github_settings_are_read_and_checked() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.github, GitHubSettings::default());
+        assert!(s.github.webhooks_enabled && s.github.quarantine_actions);
+        let dir = std::env::temp_dir().join(format!("fg-gh-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("app.pem");
+        std::fs::write(
+            &key,
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let s = settings(&[
+            ("GITHUB_APP_ID", "123456"),
+            ("GITHUB_PRIVATE_KEY_PATH", key.to_str().unwrap()),
+            ("GITHUB_WEBHOOK_SECRET", "a-webhook-secret-of-some-length"),
+            ("GITHUB_API_URL", "https://ghe.example.test/api/v3/"),
+            ("ENABLE_GITHUB_WEBHOOKS", "false"),
+            ("ENABLE_QUARANTINE_ACTIONS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.github.app_id, Some(123_456));
+        assert!(
+            s.github
+                .private_key
+                .as_ref()
+                .unwrap()
+                .expose()
+                .contains("BEGIN RSA")
+        );
+        assert_eq!(s.github.api_url, "https://ghe.example.test/api/v3");
+        assert!(!s.github.webhooks_enabled && !s.github.quarantine_actions);
+        for (vars, expected) in [
+            (
+                vec![("ENABLE_GITHUB_WEBHOOKS", "maybe")],
+                "ENABLE_GITHUB_WEBHOOKS",
+            ),
+            (vec![("GITHUB_APP_ID", "abc")], "GITHUB_APP_ID"),
+            (vec![("GITHUB_APP_ID", "1")], "go together"),
+            (vec![("GITHUB_PRIVATE_KEY", "not a key")], "not PEM"),
+            (
+                vec![("GITHUB_PRIVATE_KEY_PATH", "/nonexistent/key.pem")],
+                "GITHUB_PRIVATE_KEY_PATH",
+            ),
+            (vec![("GITHUB_API_URL", "api.github.com")], "GITHUB_API_URL"),
+        ] {
+            let err = settings(&vars).unwrap_err().to_string();
+            assert!(err.contains(expected), "{vars:?}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::{JobContext, JobError, ProcessWebhook};
 
 /// Events FlakeGuard subscribes to (docs/github-app.md). The GitHub App issue gives each its
 /// handler; until then they are recorded and marked ignored, like events nobody asked for.
-const SUBSCRIBED: [&str; 8] = [
+pub(super) const SUBSCRIBED: [&str; 8] = [
     "installation",
     "installation_repositories",
     "workflow_run",
