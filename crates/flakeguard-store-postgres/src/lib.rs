@@ -336,6 +336,14 @@ impl Store for PostgresStore {
         runs::find_run(&self.pool, repo, run).await
     }
 
+    async fn runs_for_commit(
+        &self,
+        repo: RepoId,
+        commit: &str,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        runs::runs_for_commit(&self.pool, repo, commit).await
+    }
+
     async fn run_failures(
         &self,
         repo: RepoId,

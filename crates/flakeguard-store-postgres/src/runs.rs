@@ -192,6 +192,31 @@ pub(crate) async fn find_run(
         .transpose()
 }
 
+pub(crate) async fn runs_for_commit(
+    pool: &PgPool,
+    repo: RepoId,
+    commit: &str,
+) -> Result<Vec<StoredRun>, StoreError> {
+    let sql = runs_sql(
+        &format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE repo_id = $1 AND commit_sha = $2
+             ORDER BY started_at, id"
+        ),
+        3,
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(repo.0)
+        .bind(commit)
+        .bind(failing())
+        .fetch_all(pool)
+        .await
+        .map_err(map)?;
+    let mut runs = rows.iter().map(stored_run).collect::<Result<Vec<_>, _>>()?;
+    // (The shared run query orders newest first.)
+    runs.sort_by_key(|r| (r.started_at, r.id.0));
+    Ok(runs)
+}
+
 pub(crate) async fn run_failures(
     pool: &PgPool,
     repo: RepoId,

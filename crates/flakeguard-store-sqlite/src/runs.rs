@@ -195,6 +195,30 @@ impl SqliteStore {
             .transpose()
     }
 
+    pub(crate) async fn runs_for_commit_impl(
+        &self,
+        repo: RepoId,
+        commit: &str,
+    ) -> Result<Vec<StoredRun>> {
+        let [failed, errored] = failing();
+        let sql = runs_sql(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE repo_id = ? AND commit_sha = ?
+             ORDER BY started_at, id"
+        ));
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(repo.0)
+            .bind(commit)
+            .bind(failed)
+            .bind(errored)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map("list the commit's runs"))?;
+        let mut runs = rows.iter().map(stored_run).collect::<Result<Vec<_>, _>>()?;
+        // (The shared run query orders newest first.)
+        runs.sort_by_key(|r| (r.started_at, r.id.0));
+        Ok(runs)
+    }
+
     pub(crate) async fn run_failures_impl(
         &self,
         repo: RepoId,

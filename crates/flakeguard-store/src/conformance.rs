@@ -11,8 +11,8 @@ use time::macros::datetime;
 use crate::{
     DeliveryId, DeliveryStatus, DerivedState, NewAuditEntry, NewDelivery, NewExecution,
     NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, Quarantine, QuarantineState,
-    RepoId, RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRunId,
-    StoredTest, TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery,
+    RepoId, RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRun,
+    StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -1587,6 +1587,48 @@ pub async fn runs_are_only_found_in_their_repository(store: &dyn Store) {
         assert!(store.run_failures(other, run).await.unwrap().is_empty());
     }
     assert_eq!(store.run_failures(other, theirs[0]).await.unwrap().len(), 2);
+
+    // A commit's runs: "green" and "twice" ran on the same commit, oldest first; the other
+    // repository's runs on that commit are not among them.
+    let [retried, _, green, twice] = ours;
+    let commit = |minutes: i64| format!("{minutes:040x}");
+    let ids = |runs: Vec<StoredRun>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.runs_for_commit(shop, &commit(10)).await.unwrap()),
+        vec![green, twice]
+    );
+    assert_eq!(
+        ids(store.runs_for_commit(shop, &commit(0)).await.unwrap()),
+        vec![retried]
+    );
+    assert_eq!(
+        ids(store.runs_for_commit(other, &commit(10)).await.unwrap()),
+        vec![theirs[2], theirs[3]]
+    );
+    assert!(
+        store
+            .runs_for_commit(empty, &commit(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .runs_for_commit(shop, "no-such-commit")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let counted = store.runs_for_commit(shop, &commit(0)).await.unwrap();
+    assert_eq!(
+        (
+            counted[0].testcases,
+            counted[0].executions,
+            counted[0].failed
+        ),
+        (3, 4, 2),
+        "with their counts"
+    );
 }
 
 // ---- quarantine ---------------------------------------------------------------------------

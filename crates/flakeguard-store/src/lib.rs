@@ -147,6 +147,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// One run of `repo`, with its counts.
     async fn find_run(&self, repo: RepoId, run: StoredRunId) -> Result<Option<StoredRun>>;
 
+    /// Every run of `repo` on this commit (all workflows, attempts and artifacts), oldest
+    /// first: what the commit's check run sums up.
+    async fn runs_for_commit(&self, repo: RepoId, commit: &str) -> Result<Vec<StoredRun>>;
+
     /// The run's failed and errored executions, by test name.
     async fn run_failures(&self, repo: RepoId, run: StoredRunId) -> Result<Vec<RunFailure>>;
 
