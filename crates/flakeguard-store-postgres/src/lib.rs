@@ -336,6 +336,14 @@ impl Store for PostgresStore {
         runs::find_run(&self.pool, repo, run).await
     }
 
+    async fn run_final_failures(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+    ) -> Result<Vec<TestCaseId>, StoreError> {
+        runs::run_final_failures(&self.pool, repo, run).await
+    }
+
     async fn runs_for_commit(
         &self,
         repo: RepoId,

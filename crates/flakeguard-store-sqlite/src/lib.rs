@@ -289,6 +289,10 @@ impl Store for SqliteStore {
         self.find_run_impl(repo, run).await
     }
 
+    async fn run_final_failures(&self, repo: RepoId, run: StoredRunId) -> Result<Vec<TestCaseId>> {
+        self.run_final_failures_impl(repo, run).await
+    }
+
     async fn runs_for_commit(&self, repo: RepoId, commit: &str) -> Result<Vec<StoredRun>> {
         self.runs_for_commit_impl(repo, commit).await
     }

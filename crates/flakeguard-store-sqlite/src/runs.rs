@@ -195,6 +195,29 @@ impl SqliteStore {
             .transpose()
     }
 
+    pub(crate) async fn run_final_failures_impl(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+    ) -> Result<Vec<TestCaseId>> {
+        let [failed, errored] = failing();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT e.test_case_id FROM executions e JOIN runs r ON r.id = e.run_id
+             WHERE r.id = ? AND r.repo_id = ?
+             GROUP BY e.test_case_id
+             HAVING max(e.attempt) = max(CASE WHEN e.outcome IN (?, ?) THEN e.attempt END)
+             ORDER BY e.test_case_id",
+        )
+        .bind(run.0)
+        .bind(repo.0)
+        .bind(failed)
+        .bind(errored)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map("read the run's final failures"))?;
+        Ok(ids.into_iter().map(TestCaseId).collect())
+    }
+
     pub(crate) async fn runs_for_commit_impl(
         &self,
         repo: RepoId,

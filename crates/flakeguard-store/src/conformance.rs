@@ -1619,6 +1619,43 @@ pub async fn runs_are_only_found_in_their_repository(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+    // "retried": alpha failed, then passed on its retry; charlie errored. Only charlie's
+    // final attempt failed. "twice": alpha failed both attempts.
+    let tests = store
+        .find_tests(
+            shop,
+            &store.run_final_failures(shop, retried).await.unwrap(),
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = tests.iter().map(|t| t.key.name.as_str()).collect();
+    assert_eq!(names, vec!["charlie"]);
+    let tests = store
+        .find_tests(shop, &store.run_final_failures(shop, twice).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        tests
+            .iter()
+            .map(|t| t.key.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["alpha"]
+    );
+    assert!(
+        store
+            .run_final_failures(shop, green)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .run_final_failures(other, retried)
+            .await
+            .unwrap()
+            .is_empty(),
+        "only in its repository"
+    );
     let counted = store.runs_for_commit(shop, &commit(0)).await.unwrap();
     assert_eq!(
         (

@@ -147,6 +147,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// One run of `repo`, with its counts.
     async fn find_run(&self, repo: RepoId, run: StoredRunId) -> Result<Option<StoredRun>>;
 
+    /// The tests whose final attempt in the run failed or errored (a test that passed on a
+    /// retry is not among them), by id.
+    async fn run_final_failures(&self, repo: RepoId, run: StoredRunId) -> Result<Vec<TestCaseId>>;
+
     /// Every run of `repo` on this commit (all workflows, attempts and artifacts), oldest
     /// first: what the commit's check run sums up.
     async fn runs_for_commit(&self, repo: RepoId, commit: &str) -> Result<Vec<StoredRun>>;
