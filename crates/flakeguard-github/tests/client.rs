@@ -85,6 +85,22 @@ async fn fetches_one_token_for_many_calls_and_shares_it_across_handles() {
 }
 
 #[tokio::test]
+async fn concurrent_first_calls_share_one_token_request() {
+    let (fake, app, _) = setup().await;
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let installation = app.installation(INSTALLATION);
+            tokio::spawn(async move { installation.pulls_for_commit(OWNER, REPO, "abc").await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(fake.token_requests(), 1);
+    assert!(!format!("{app:?}").contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
 async fn tokens_are_per_installation() {
     let (fake, app, installation) = setup().await;
     fake.add_installation(78, "other-org");
@@ -312,6 +328,28 @@ async fn refuses_an_artifact_over_the_size_cap() {
         .await
         .unwrap();
     assert_eq!(exact.len(), zip.len());
+}
+
+#[tokio::test]
+async fn stops_reading_a_streamed_artifact_once_it_passes_the_cap() {
+    let (fake, _app, installation) = setup().await;
+    fake.set_blob_chunked(true);
+    // The blob store serves whatever bytes it holds; 64 KiB in 1 KiB chunks.
+    let blob: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let id = fake.add_artifact(OWNER, REPO, 9, "junit", blob.clone());
+    let result = installation
+        .download_artifact(OWNER, REPO, id, 10_000)
+        .await;
+    assert!(
+        matches!(result, Err(GitHubError::TooLarge { limit: 10_000 })),
+        "{:?}",
+        result.map(|bytes| bytes.len())
+    );
+    let whole = installation
+        .download_artifact(OWNER, REPO, id, blob.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(whole, blob);
 }
 
 #[tokio::test]
@@ -747,7 +785,7 @@ async fn persistent_5xx_open_the_breaker_which_recovers_half_open() {
     let options = ClientOptions {
         retries: 0,
         breaker_threshold: 2,
-        breaker_cool_off: Duration::from_millis(300),
+        breaker_cool_off: Duration::from_secs(2),
         ..quick_options()
     };
     let (fake, _app, installation) = setup_with(options).await;
@@ -780,7 +818,7 @@ async fn persistent_5xx_open_the_breaker_which_recovers_half_open() {
     );
 
     // After the cool-off one trial goes through; it fails, so the breaker opens again.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let err = installation
         .pulls_for_commit(OWNER, REPO, "abc")
         .await
@@ -798,7 +836,7 @@ async fn persistent_5xx_open_the_breaker_which_recovers_half_open() {
 
     // GitHub recovers: the next trial succeeds and closes the breaker.
     fake.fail_next(0, 503);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     installation
         .pulls_for_commit(OWNER, REPO, "abc")
         .await

@@ -121,6 +121,7 @@ struct State {
     rate_limit_next: (u32, bool),
     rate_limit_wait: Duration,
     page_size: Option<usize>,
+    blob_chunked: bool,
     remaining: u64,
 }
 
@@ -196,6 +197,7 @@ impl FakeGitHub {
             rate_limit_next: (0, false),
             rate_limit_wait: Duration::from_secs(1),
             page_size: None,
+            blob_chunked: false,
             remaining: 5000,
         }));
         let router = routes::router(state.clone());
@@ -366,5 +368,11 @@ impl FakeGitHub {
     /// few items. `None` restores GitHub's cap of 100.
     pub fn set_page_size(&self, size: Option<usize>) {
         lock(&self.state).page_size = size;
+    }
+
+    /// Serves blobs in 1 KiB chunks without `Content-Length`, so a client cannot rely on the
+    /// announced size to enforce its cap.
+    pub fn set_blob_chunked(&self, chunked: bool) {
+        lock(&self.state).blob_chunked = chunked;
     }
 }

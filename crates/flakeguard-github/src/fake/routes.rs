@@ -444,6 +444,15 @@ async fn blob(
     }
     let state = lock(&state);
     match state.artifacts.iter().find(|a| a.blob_key == key) {
+        Some(artifact) if state.blob_chunked => {
+            let chunks: Vec<Result<Bytes, std::convert::Infallible>> = artifact
+                .bytes
+                .chunks(1024)
+                .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+                .collect();
+            let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+            ([(header::CONTENT_TYPE, "application/zip")], body).into_response()
+        }
         Some(artifact) => (
             [(header::CONTENT_TYPE, "application/zip")],
             artifact.bytes.clone(),
