@@ -10,6 +10,8 @@
 //! Tests arrange state (`add_installation`, `add_artifact`, `put_file`, ...), inject faults
 //! (`fail_next`, `rate_limit_next`) and inspect what arrived (`requests`, `check_runs`, ...).
 
+mod checks;
+mod issues;
 mod keys;
 mod routes;
 

@@ -1,5 +1,6 @@
 //! The fake's routes: a gate that records, injects faults and authenticates every request
-//! like GitHub, then one handler per endpoint.
+//! like GitHub; GitHub's error shapes and pagination; the token, Actions, contents and pulls
+//! endpoints (check runs and issues have their own modules).
 
 use std::collections::HashMap;
 
@@ -17,11 +18,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{
-    BOT_LOGIN, IssuedToken, RecordedCheckRun, RecordedComment, RecordedIssue, RecordedRequest,
-    RecordedRerun, Shared, State as FakeState, keys, lock,
-};
-use crate::types::{
-    MAX_ACTION_DESCRIPTION, MAX_ACTION_IDENTIFIER, MAX_ACTION_LABEL, MAX_ACTIONS, MAX_OUTPUT_CHARS,
+    IssuedToken, RecordedRequest, RecordedRerun, Shared, State as FakeState, checks, issues, keys,
+    lock,
 };
 
 const DOCS: &str = "https://docs.github.com/rest";
@@ -43,20 +41,23 @@ pub(super) fn router(state: Shared) -> Router {
             post(rerun_failed_jobs),
         )
         .route("/blob/{key}", get(blob))
-        .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
+        .route(
+            "/repos/{owner}/{repo}/check-runs",
+            post(checks::create_check_run),
+        )
         .route(
             "/repos/{owner}/{repo}/check-runs/{id}",
-            patch(update_check_run),
+            patch(checks::update_check_run),
         )
-        .route("/repos/{owner}/{repo}/issues", post(create_issue))
-        .route("/search/issues", get(search_issues))
+        .route("/repos/{owner}/{repo}/issues", post(issues::create_issue))
+        .route("/search/issues", get(issues::search_issues))
         .route(
             "/repos/{owner}/{repo}/issues/{number}/comments",
-            get(list_comments).post(create_comment),
+            get(issues::list_comments).post(issues::create_comment),
         )
         .route(
             "/repos/{owner}/{repo}/issues/comments/{id}",
-            patch(update_comment),
+            patch(issues::update_comment),
         )
         .route("/repos/{owner}/{repo}/contents/{*path}", get(get_contents))
         .route(
@@ -81,7 +82,7 @@ pub(super) fn random_token(len: usize) -> String {
 
 /// A refusal in GitHub's error shape: `{"message", "documentation_url"}` and, for validation
 /// failures, `errors`.
-struct Refusal(StatusCode, Value);
+pub(super) struct Refusal(StatusCode, Value);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -89,14 +90,14 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn refusal(status: StatusCode, message: &str) -> Refusal {
+pub(super) fn refusal(status: StatusCode, message: &str) -> Refusal {
     Refusal(
         status,
         json!({ "message": message, "documentation_url": DOCS }),
     )
 }
 
-fn validation_refusal(resource: &str, field: &str, message: String) -> Refusal {
+pub(super) fn validation_refusal(resource: &str, field: &str, message: String) -> Refusal {
     Refusal(
         StatusCode::UNPROCESSABLE_ENTITY,
         json!({
@@ -107,19 +108,19 @@ fn validation_refusal(resource: &str, field: &str, message: String) -> Refusal {
     )
 }
 
-fn github_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn github_error(status: StatusCode, message: &str) -> Response {
     refusal(status, message).into_response()
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     github_error(StatusCode::NOT_FOUND, "Not Found")
 }
 
-fn validation_failed(resource: &str, field: &str, message: String) -> Response {
+pub(super) fn validation_failed(resource: &str, field: &str, message: String) -> Response {
     validation_refusal(resource, field, message).into_response()
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, Refusal> {
+pub(super) fn parse_json(body: &Bytes) -> Result<Value, Refusal> {
     match serde_json::from_slice::<Value>(body) {
         Ok(value) if value.is_object() => Ok(value),
         _ => Err(refusal(StatusCode::BAD_REQUEST, "Problems parsing JSON")),
@@ -313,7 +314,7 @@ async fn create_token(State(state): State<Shared>, Path(id): Path<i64>) -> Respo
 }
 
 /// One page of `items` and the `Link` header pointing at the others.
-fn paginate<T: Clone>(
+pub(super) fn paginate<T: Clone>(
     state: &FakeState,
     items: &[T],
     path: &str,
@@ -370,7 +371,7 @@ fn paginate<T: Clone>(
     (items[start..end].to_vec(), header)
 }
 
-fn with_link(body: Value, link: Option<HeaderValue>) -> Response {
+pub(super) fn with_link(body: Value, link: Option<HeaderValue>) -> Response {
     let mut response = axum::Json(body).into_response();
     if let Some(link) = link {
         response.headers_mut().insert(header::LINK, link);
@@ -472,440 +473,6 @@ async fn rerun_failed_jobs(
         run_id,
     });
     (StatusCode::CREATED, axum::Json(json!({}))).into_response()
-}
-
-fn str_len(value: &Value) -> usize {
-    value.as_str().map_or(0, |s| s.chars().count())
-}
-
-/// GitHub's checks on a check run body.
-fn validate_check_run(body: &Value, creating: bool) -> Result<(), Refusal> {
-    const STATUSES: &[&str] = &[
-        "queued",
-        "in_progress",
-        "completed",
-        "waiting",
-        "requested",
-        "pending",
-    ];
-    const CONCLUSIONS: &[&str] = &[
-        "action_required",
-        "cancelled",
-        "failure",
-        "neutral",
-        "success",
-        "skipped",
-        "stale",
-        "timed_out",
-    ];
-    if creating {
-        for field in ["name", "head_sha"] {
-            if body[field].as_str().is_none_or(str::is_empty) {
-                return Err(refusal(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("Invalid request.\n\n\"{field}\" wasn't supplied."),
-                ));
-            }
-        }
-    }
-    if let Some(status) = body.get("status")
-        && !status.as_str().is_some_and(|s| STATUSES.contains(&s))
-    {
-        return Err(validation_refusal(
-            "CheckRun",
-            "status",
-            format!("{status} is not a status"),
-        ));
-    }
-    if let Some(conclusion) = body.get("conclusion")
-        && !conclusion
-            .as_str()
-            .is_some_and(|c| CONCLUSIONS.contains(&c))
-    {
-        return Err(validation_refusal(
-            "CheckRun",
-            "conclusion",
-            format!("{conclusion} is not a conclusion"),
-        ));
-    }
-    if let Some(actions) = body.get("actions") {
-        let Some(actions) = actions.as_array() else {
-            return Err(validation_refusal(
-                "CheckRun",
-                "actions",
-                "must be an array".to_owned(),
-            ));
-        };
-        if actions.len() > MAX_ACTIONS {
-            return Err(validation_refusal(
-                "CheckRun",
-                "actions",
-                format!(
-                    "Only {MAX_ACTIONS} actions are allowed; {} were supplied",
-                    actions.len()
-                ),
-            ));
-        }
-        for (i, action) in actions.iter().enumerate() {
-            for (field, max) in [
-                ("label", MAX_ACTION_LABEL),
-                ("description", MAX_ACTION_DESCRIPTION),
-                ("identifier", MAX_ACTION_IDENTIFIER),
-            ] {
-                let value = &action[field];
-                if !value.is_string() {
-                    return Err(validation_refusal(
-                        "CheckRun",
-                        &format!("actions[{i}].{field}"),
-                        "is required".to_owned(),
-                    ));
-                }
-                if str_len(value) > max {
-                    return Err(validation_refusal(
-                        "CheckRun",
-                        &format!("actions[{i}].{field}"),
-                        format!("is too long (maximum is {max} characters)"),
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(output) = body.get("output") {
-        for field in ["title", "summary"] {
-            if !output[field].is_string() {
-                return Err(validation_refusal(
-                    "CheckRun",
-                    &format!("output.{field}"),
-                    "is required".to_owned(),
-                ));
-            }
-        }
-        for field in ["summary", "text"] {
-            let len = str_len(&output[field]);
-            if len > MAX_OUTPUT_CHARS {
-                return Err(refusal(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!(
-                        "Invalid request.\n\nOnly {MAX_OUTPUT_CHARS} characters are allowed in output.{field}; {len} were supplied."
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn apply_check_run_fields(current: &mut Value, body: &Value) {
-    for field in [
-        "name",
-        "status",
-        "conclusion",
-        "details_url",
-        "external_id",
-        "output",
-        "actions",
-    ] {
-        if let Some(value) = body.get(field) {
-            current[field] = value.clone();
-        }
-    }
-    if body.get("conclusion").is_some_and(|c| !c.is_null()) {
-        current["status"] = json!("completed");
-    }
-}
-
-async fn create_check_run(
-    State(state): State<Shared>,
-    Path((owner, repo)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let body = match parse_json(&body) {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(),
-    };
-    if let Err(refusal) = validate_check_run(&body, true) {
-        return refusal.into_response();
-    }
-    let mut state = lock(&state);
-    let id = state.next_id();
-    let head_sha = body["head_sha"].as_str().unwrap_or_default().to_owned();
-    let mut current = json!({
-        "id": id,
-        "head_sha": head_sha,
-        "status": "queued",
-        "conclusion": null,
-        "url": format!("{}/repos/{owner}/{repo}/check-runs/{id}", state.base_url),
-        "html_url": format!("https://github.com/{owner}/{repo}/runs/{id}"),
-    });
-    apply_check_run_fields(&mut current, &body);
-    state.check_runs.push(RecordedCheckRun {
-        id,
-        owner,
-        repo,
-        head_sha,
-        current: current.clone(),
-        bodies: vec![body],
-    });
-    (StatusCode::CREATED, axum::Json(current)).into_response()
-}
-
-async fn update_check_run(
-    State(state): State<Shared>,
-    Path((owner, repo, id)): Path<(String, String, i64)>,
-    body: Bytes,
-) -> Response {
-    let body = match parse_json(&body) {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(),
-    };
-    if let Err(refusal) = validate_check_run(&body, false) {
-        return refusal.into_response();
-    }
-    let mut state = lock(&state);
-    let Some(run) = state
-        .check_runs
-        .iter_mut()
-        .find(|r| r.id == id && r.owner == owner && r.repo == repo)
-    else {
-        return not_found();
-    };
-    apply_check_run_fields(&mut run.current, &body);
-    run.bodies.push(body);
-    axum::Json(run.current.clone()).into_response()
-}
-
-fn issue_json(base_url: &str, issue: &RecordedIssue) -> Value {
-    let RecordedIssue {
-        owner,
-        repo,
-        number,
-        ..
-    } = issue;
-    json!({
-        "id": number + 10_000,
-        "number": number,
-        "title": issue.title,
-        "body": issue.body,
-        "state": issue.state,
-        "labels": issue.labels.iter().map(|name| json!({ "name": name })).collect::<Vec<_>>(),
-        "url": format!("{base_url}/repos/{owner}/{repo}/issues/{number}"),
-        "repository_url": format!("{base_url}/repos/{owner}/{repo}"),
-        "html_url": format!("https://github.com/{owner}/{repo}/issues/{number}"),
-        "user": { "login": BOT_LOGIN, "type": "Bot" },
-    })
-}
-
-async fn create_issue(
-    State(state): State<Shared>,
-    Path((owner, repo)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let body = match parse_json(&body) {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let Some(title) = body["title"].as_str().filter(|t| !t.is_empty()) else {
-        return validation_failed("Issue", "title", "missing_field".to_owned());
-    };
-    let labels = match &body["labels"] {
-        Value::Null => Vec::new(),
-        Value::Array(labels) if labels.iter().all(Value::is_string) => labels
-            .iter()
-            .filter_map(|l| l.as_str().map(str::to_owned))
-            .collect(),
-        _ => return validation_failed("Issue", "labels", "must be an array of names".to_owned()),
-    };
-    let mut state = lock(&state);
-    let number = state
-        .issues
-        .iter()
-        .filter(|i| i.owner == owner && i.repo == repo)
-        .count() as i64
-        + 1;
-    let issue = RecordedIssue {
-        owner,
-        repo,
-        number,
-        title: title.to_owned(),
-        body: body["body"].as_str().unwrap_or_default().to_owned(),
-        labels,
-        state: "open".to_owned(),
-    };
-    let response = issue_json(&state.base_url, &issue);
-    state.issues.push(issue);
-    (StatusCode::CREATED, axum::Json(response)).into_response()
-}
-
-/// The parts of GitHub's search syntax FlakeGuard uses: free text (quoted phrases kept
-/// whole) matched against titles, `repo:`, `label:`, `is:`/`state:`/`type:`, `in:title`.
-#[derive(Debug, Default)]
-struct IssueQuery {
-    terms: Vec<String>,
-    repo: Option<String>,
-    labels: Vec<String>,
-    state: Option<String>,
-    pull_requests: bool,
-}
-
-fn parse_query(q: &str) -> IssueQuery {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in q.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !current.is_empty() {
-                    tokens.push(std::mem::take(&mut current));
-                }
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        tokens.push(current);
-    }
-    let mut query = IssueQuery::default();
-    for token in tokens {
-        match token.split_once(':') {
-            Some(("repo", value)) => query.repo = Some(value.to_owned()),
-            Some(("label", value)) => query.labels.push(value.to_owned()),
-            Some(("is" | "state" | "type", value)) => match value {
-                "open" | "closed" => query.state = Some(value.to_owned()),
-                "pr" | "pull-request" => query.pull_requests = true,
-                _ => {}
-            },
-            Some(("in", _)) => {}
-            _ => query.terms.push(token.to_lowercase()),
-        }
-    }
-    query
-}
-
-async fn search_issues(
-    State(state): State<Shared>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let Some(q) = params.get("q") else {
-        return validation_failed("Search", "q", "missing".to_owned());
-    };
-    let query = parse_query(q);
-    let state = lock(&state);
-    let found: Vec<Value> = if query.pull_requests {
-        Vec::new()
-    } else {
-        state
-            .issues
-            .iter()
-            .filter(|issue| {
-                let title = issue.title.to_lowercase();
-                query
-                    .repo
-                    .as_ref()
-                    .is_none_or(|r| *r == format!("{}/{}", issue.owner, issue.repo))
-                    && query.labels.iter().all(|l| issue.labels.contains(l))
-                    && query.state.as_ref().is_none_or(|s| *s == issue.state)
-                    && query.terms.iter().all(|t| title.contains(t.as_str()))
-            })
-            .map(|issue| issue_json(&state.base_url, issue))
-            .collect()
-    };
-    let (page, link) = paginate(&state, &found, "/search/issues", &params);
-    with_link(
-        json!({ "total_count": found.len(), "incomplete_results": false, "items": page }),
-        link,
-    )
-}
-
-fn comment_json(base_url: &str, comment: &RecordedComment) -> Value {
-    let RecordedComment {
-        id,
-        owner,
-        repo,
-        issue_number,
-        ..
-    } = comment;
-    json!({
-        "id": id,
-        "body": comment.body,
-        "user": { "login": comment.user_login, "type": if comment.user_login.ends_with("[bot]") { "Bot" } else { "User" } },
-        "url": format!("{base_url}/repos/{owner}/{repo}/issues/comments/{id}"),
-        "html_url": format!("https://github.com/{owner}/{repo}/issues/{issue_number}#issuecomment-{id}"),
-        "issue_url": format!("{base_url}/repos/{owner}/{repo}/issues/{issue_number}"),
-    })
-}
-
-async fn list_comments(
-    State(state): State<Shared>,
-    Path((owner, repo, number)): Path<(String, String, i64)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let state = lock(&state);
-    let all: Vec<Value> = state
-        .comments
-        .iter()
-        .filter(|c| c.owner == owner && c.repo == repo && c.issue_number == number)
-        .map(|c| comment_json(&state.base_url, c))
-        .collect();
-    let path = format!("/repos/{owner}/{repo}/issues/{number}/comments");
-    let (page, link) = paginate(&state, &all, &path, &query);
-    with_link(Value::Array(page), link)
-}
-
-fn comment_body(body: &Bytes) -> Result<String, Refusal> {
-    let body = parse_json(body)?;
-    body["body"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| validation_refusal("IssueComment", "body", "missing_field".to_owned()))
-}
-
-async fn create_comment(
-    State(state): State<Shared>,
-    Path((owner, repo, number)): Path<(String, String, i64)>,
-    body: Bytes,
-) -> Response {
-    let text = match comment_body(&body) {
-        Ok(text) => text,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let mut state = lock(&state);
-    let id = state.next_id();
-    let comment = RecordedComment {
-        id,
-        owner,
-        repo,
-        issue_number: number,
-        body: text,
-        user_login: BOT_LOGIN.to_owned(),
-        edits: 0,
-    };
-    let response = comment_json(&state.base_url, &comment);
-    state.comments.push(comment);
-    (StatusCode::CREATED, axum::Json(response)).into_response()
-}
-
-async fn update_comment(
-    State(state): State<Shared>,
-    Path((owner, repo, id)): Path<(String, String, i64)>,
-    body: Bytes,
-) -> Response {
-    let text = match comment_body(&body) {
-        Ok(text) => text,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let mut state = lock(&state);
-    let base_url = state.base_url.clone();
-    let Some(comment) = state
-        .comments
-        .iter_mut()
-        .find(|c| c.id == id && c.owner == owner && c.repo == repo)
-    else {
-        return not_found();
-    };
-    comment.body = text;
-    comment.edits += 1;
-    axum::Json(comment_json(&base_url, comment)).into_response()
 }
 
 async fn get_contents(
