@@ -21,7 +21,7 @@ pub enum GitHubError {
         message: String,
     },
     /// GitHub answered with a status the call does not accept.
-    #[error("{endpoint}: GitHub answered {status}: {message}")]
+    #[error("{endpoint}: github answered {status}: {message}")]
     Http {
         status: u16,
         message: String,
@@ -40,7 +40,7 @@ pub enum GitHubError {
     #[error("{0}")]
     Transport(String),
     /// GitHub answered, but not with what the endpoint documents.
-    #[error("{endpoint}: cannot decode GitHub's answer: {message}")]
+    #[error("{endpoint}: cannot decode github's answer: {message}")]
     Decode {
         endpoint: &'static str,
         message: String,
