@@ -53,6 +53,7 @@ pub struct CheckRunRequest {
     pub external_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<CheckRunOutput>,
+    /// Left out when empty, so an update without actions keeps the ones the run has.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<CheckRunAction>,
 }
