@@ -35,7 +35,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flakeguard_core::TestKey;
+use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{
     ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested, Migration,
     MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
@@ -336,12 +336,12 @@ impl Store for PostgresStore {
         runs::find_run(&self.pool, repo, run).await
     }
 
-    async fn run_final_failures(
+    async fn run_final_outcomes(
         &self,
         repo: RepoId,
         run: StoredRunId,
-    ) -> Result<Vec<TestCaseId>, StoreError> {
-        runs::run_final_failures(&self.pool, repo, run).await
+    ) -> Result<Vec<(TestCaseId, Outcome)>, StoreError> {
+        runs::run_final_outcomes(&self.pool, repo, run).await
     }
 
     async fn runs_for_commit(

@@ -192,25 +192,29 @@ pub(crate) async fn find_run(
         .transpose()
 }
 
-pub(crate) async fn run_final_failures(
+pub(crate) async fn run_final_outcomes(
     pool: &PgPool,
     repo: RepoId,
     run: StoredRunId,
-) -> Result<Vec<TestCaseId>, StoreError> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT e.test_case_id FROM executions e JOIN runs r ON r.id = e.run_id
+) -> Result<Vec<(TestCaseId, Outcome)>, StoreError> {
+    let rows: Vec<(i64, i16)> = sqlx::query_as(
+        "SELECT DISTINCT ON (e.test_case_id) e.test_case_id, e.outcome
+         FROM executions e JOIN runs r ON r.id = e.run_id
          WHERE r.id = $1 AND r.repo_id = $2
-         GROUP BY e.test_case_id
-         HAVING max(e.attempt) = max(e.attempt) FILTER (WHERE e.outcome = ANY($3))
-         ORDER BY e.test_case_id",
+         ORDER BY e.test_case_id, e.attempt DESC",
     )
     .bind(run.0)
     .bind(repo.0)
-    .bind(failing())
     .fetch_all(pool)
     .await
     .map_err(map)?;
-    Ok(ids.into_iter().map(TestCaseId).collect())
+    rows.into_iter()
+        .map(|(id, code)| {
+            outcome_from_code(code)
+                .map(|o| (TestCaseId(id), o))
+                .ok_or_else(|| StoreError::Database(format!("unknown outcome code {code}")))
+        })
+        .collect()
 }
 
 pub(crate) async fn runs_for_commit(

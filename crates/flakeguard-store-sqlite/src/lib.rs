@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flakeguard_core::TestKey;
+use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{
     ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested,
     MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
@@ -289,8 +289,12 @@ impl Store for SqliteStore {
         self.find_run_impl(repo, run).await
     }
 
-    async fn run_final_failures(&self, repo: RepoId, run: StoredRunId) -> Result<Vec<TestCaseId>> {
-        self.run_final_failures_impl(repo, run).await
+    async fn run_final_outcomes(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+    ) -> Result<Vec<(TestCaseId, Outcome)>> {
+        self.run_final_outcomes_impl(repo, run).await
     }
 
     async fn runs_for_commit(&self, repo: RepoId, commit: &str) -> Result<Vec<StoredRun>> {

@@ -45,6 +45,16 @@ const RUN_FAILURES_SQL: &str = "
     WHERE r.id = ? AND r.repo_id = ? AND t.repo_id = r.repo_id AND e.outcome IN (?, ?)
     ORDER BY t.classname, t.name, t.id, e.attempt";
 
+/// Each test's last attempt in a run (run, repository).
+const FINAL_OUTCOMES_SQL: &str = "
+    SELECT test_case_id, outcome FROM (
+        SELECT e.test_case_id, e.outcome,
+               row_number() OVER (PARTITION BY e.test_case_id ORDER BY e.attempt DESC) AS last
+        FROM executions e JOIN runs r ON r.id = e.run_id
+        WHERE r.id = ? AND r.repo_id = ?
+    ) WHERE last = 1
+    ORDER BY test_case_id";
+
 /// A test's executions with their runs, newest first (test, repository, limit).
 const RECENT_EXECUTIONS_SQL: &str = "
     SELECT r.id AS run_id, r.workflow_run_id, r.run_attempt, r.job, r.commit_sha, r.branch,
@@ -195,27 +205,20 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(crate) async fn run_final_failures_impl(
+    pub(crate) async fn run_final_outcomes_impl(
         &self,
         repo: RepoId,
         run: StoredRunId,
-    ) -> Result<Vec<TestCaseId>> {
-        let [failed, errored] = failing();
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT e.test_case_id FROM executions e JOIN runs r ON r.id = e.run_id
-             WHERE r.id = ? AND r.repo_id = ?
-             GROUP BY e.test_case_id
-             HAVING max(e.attempt) = max(CASE WHEN e.outcome IN (?, ?) THEN e.attempt END)
-             ORDER BY e.test_case_id",
-        )
-        .bind(run.0)
-        .bind(repo.0)
-        .bind(failed)
-        .bind(errored)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map("read the run's final failures"))?;
-        Ok(ids.into_iter().map(TestCaseId).collect())
+    ) -> Result<Vec<(TestCaseId, Outcome)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(FINAL_OUTCOMES_SQL)
+            .bind(run.0)
+            .bind(repo.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map("read the run's final outcomes"))?;
+        rows.into_iter()
+            .map(|(id, code)| Ok((TestCaseId(id), outcome(code)?)))
+            .collect()
     }
 
     pub(crate) async fn runs_for_commit_impl(

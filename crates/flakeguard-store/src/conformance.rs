@@ -1590,7 +1590,7 @@ pub async fn runs_are_only_found_in_their_repository(store: &dyn Store) {
 
     // A commit's runs: "green" and "twice" ran on the same commit, oldest first; the other
     // repository's runs on that commit are not among them.
-    let [retried, _, green, twice] = ours;
+    let [retried, empty_run, green, twice] = ours;
     let commit = |minutes: i64| format!("{minutes:040x}");
     let ids = |runs: Vec<StoredRun>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
@@ -1619,38 +1619,46 @@ pub async fn runs_are_only_found_in_their_repository(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    // "retried": alpha failed, then passed on its retry; charlie errored. Only charlie's
-    // final attempt failed. "twice": alpha failed both attempts.
-    let tests = store
-        .find_tests(
-            shop,
-            &store.run_final_failures(shop, retried).await.unwrap(),
-        )
-        .await
-        .unwrap();
-    let names: Vec<&str> = tests.iter().map(|t| t.key.name.as_str()).collect();
-    assert_eq!(names, vec!["charlie"]);
-    let tests = store
-        .find_tests(shop, &store.run_final_failures(shop, twice).await.unwrap())
-        .await
-        .unwrap();
+    // "retried": alpha failed, then passed on its retry; bravo passed; charlie errored.
+    // "twice": alpha failed both attempts.
+    let names = |outcomes: Vec<(TestCaseId, Outcome)>, tests: Vec<StoredTest>| {
+        outcomes
+            .into_iter()
+            .map(|(id, outcome)| {
+                let test = tests
+                    .iter()
+                    .find(|t| t.id == id)
+                    .expect("a test of the run");
+                (test.key.name.clone(), outcome)
+            })
+            .collect::<Vec<_>>()
+    };
+    let outcomes = store.run_final_outcomes(shop, retried).await.unwrap();
+    let ids: Vec<TestCaseId> = outcomes.iter().map(|(id, _)| *id).collect();
+    let tests = store.find_tests(shop, &ids).await.unwrap();
+    let mut named = names(outcomes, tests);
+    named.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
-        tests
-            .iter()
-            .map(|t| t.key.name.as_str())
-            .collect::<Vec<_>>(),
-        vec!["alpha"]
+        named,
+        vec![
+            ("alpha".to_owned(), Outcome::Passed),
+            ("bravo".to_owned(), Outcome::Passed),
+            ("charlie".to_owned(), Outcome::Error),
+        ]
     );
+    let outcomes = store.run_final_outcomes(shop, twice).await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].1, Outcome::Failed);
     assert!(
         store
-            .run_final_failures(shop, green)
+            .run_final_outcomes(shop, empty_run)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .run_final_failures(other, retried)
+            .run_final_outcomes(other, retried)
             .await
             .unwrap()
             .is_empty(),

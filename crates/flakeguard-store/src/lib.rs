@@ -16,7 +16,7 @@ mod migrations;
 mod records;
 
 use async_trait::async_trait;
-use flakeguard_core::TestKey;
+use flakeguard_core::{Outcome, TestKey};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
@@ -147,9 +147,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// One run of `repo`, with its counts.
     async fn find_run(&self, repo: RepoId, run: StoredRunId) -> Result<Option<StoredRun>>;
 
-    /// The tests whose final attempt in the run failed or errored (a test that passed on a
-    /// retry is not among them), by id.
-    async fn run_final_failures(&self, repo: RepoId, run: StoredRunId) -> Result<Vec<TestCaseId>>;
+    /// Every test of the run with the outcome of its final attempt (a test that passed on a
+    /// retry passed), by test id.
+    async fn run_final_outcomes(
+        &self,
+        repo: RepoId,
+        run: StoredRunId,
+    ) -> Result<Vec<(TestCaseId, Outcome)>>;
 
     /// Every run of `repo` on this commit (all workflows, attempts and artifacts), oldest
     /// first: what the commit's check run sums up.
