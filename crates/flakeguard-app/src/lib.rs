@@ -5,6 +5,7 @@
 //! Nothing here knows HTTP; everything takes an `&dyn Store` (and jobs a `&dyn JobQueue`).
 #![forbid(unsafe_code)]
 
+pub mod github;
 pub mod ingest;
 pub mod jobs;
 pub mod rescore;
