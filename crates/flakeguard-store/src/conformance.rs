@@ -63,6 +63,7 @@ macro_rules! conformance_tests {
             commits_are_linked_to_pull_requests_once,
             flaky_issues_are_saved_once_per_test,
             workflow_jobs_never_move_backwards,
+            racing_workers_agree_on_one_check_run_and_one_installation,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -3237,5 +3238,50 @@ pub async fn workflow_jobs_never_move_backwards(store: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub async fn racing_workers_agree_on_one_check_run_and_one_installation(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    for round in 0..10_i64 {
+        let save = |check_run_id: i64| NewCheckRun {
+            repo: shop,
+            head_sha: format!("{round:040x}"),
+            check_run_id,
+            workflow_run_id: Some(check_run_id),
+            status: "completed".to_owned(),
+            conclusion: Some("success".to_owned()),
+            at: at(round),
+        };
+        let (a, b) = (save(2 * round + 100), save(2 * round + 101));
+        let (first, second) =
+            futures_join(store.save_check_run(&a), store.save_check_run(&b)).await;
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(
+            first.check_run_id, second.check_run_id,
+            "round {round}: one check run per commit"
+        );
+        assert_eq!(first.workflow_run_ids, [first.check_run_id]);
+    }
+    let new = octo_installation(vec![
+        installed(1, "octo-org/one"),
+        installed(2, "octo-org/two"),
+    ]);
+    let (first, second) = futures_join(
+        store.register_installation(&new),
+        store.register_installation(&new),
+    )
+    .await;
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.installation, second.installation);
+    assert_eq!(first.repositories, second.repositories);
+    assert!(
+        first.org_created != second.org_created,
+        "one created the organization"
+    );
+    assert_eq!(
+        store.installed_repositories(957_387).await.unwrap().len(),
+        2
     );
 }
