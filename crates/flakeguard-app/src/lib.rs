@@ -1,6 +1,7 @@
 //! FlakeGuard's use cases, between the HTTP/CLI surfaces and the storage port: reading the
 //! settings, turning uploaded reports into a stored run, rescoring a repository, API tokens,
-//! and the background jobs (`jobs`) the worker runs.
+//! the background jobs (`jobs`) the worker runs, and the GitHub App's events and reports
+//! (`github`).
 //!
 //! Nothing here knows HTTP; everything takes an `&dyn Store` (and jobs a `&dyn JobQueue`).
 #![forbid(unsafe_code)]

@@ -22,6 +22,7 @@ mod audit;
 mod copy;
 mod deliveries;
 mod error;
+mod github;
 mod history;
 mod ingest;
 mod migrate;
@@ -37,12 +38,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{
-    ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested, Migration,
-    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
-    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
+    ApiToken, AuditEntry, CheckRunRecord, Counts, DeliveryId, DeliveryStatus, DerivedState,
+    FlakyIssue, Ingested, Installation, InstallationState, InstalledRepository, Migration,
+    MigrationState, NewAuditEntry, NewCheckRun, NewDelivery, NewExecution, NewInstallation,
+    NewInstalledRepository, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization,
+    Page, PageRequest, PrComment, Quarantine, RegisteredInstallation, RepoId, RepoSlug, Repository,
     Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
     StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
-    WebhookDelivery,
+    WebhookDelivery, WorkflowJob,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -64,6 +67,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "outbox",
         sql: include_str!("../migrations/0003_outbox.sql"),
+    },
+    // 4 is repository policy (another branch); versions only need to increase.
+    Migration {
+        version: 5,
+        name: "github",
+        sql: include_str!("../migrations/0005_github.sql"),
     },
 ];
 
@@ -447,6 +456,150 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Vec<(Quarantine, RepoId)>, StoreError> {
         quarantines::expire(&self.pool, now).await
+    }
+
+    // --- GitHub App state (issue #5)
+
+    async fn find_installation_for_repo(&self, slug: &RepoSlug) -> Result<Option<i64>, StoreError> {
+        github::find_installation_for_repo(&self.pool, slug).await
+    }
+
+    async fn register_installation(
+        &self,
+        installation: &NewInstallation,
+    ) -> Result<RegisteredInstallation, StoreError> {
+        github::register_installation(&self.pool, installation).await
+    }
+
+    async fn installation(&self, installation_id: i64) -> Result<Option<Installation>, StoreError> {
+        github::find_installation(&self.pool, installation_id).await
+    }
+
+    async fn set_installation_state(
+        &self,
+        installation_id: i64,
+        state: InstallationState,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        github::set_installation_state(&self.pool, installation_id, state, at).await
+    }
+
+    async fn add_installed_repositories(
+        &self,
+        installation_id: i64,
+        repositories: &[NewInstalledRepository],
+        at: OffsetDateTime,
+    ) -> Result<Vec<InstalledRepository>, StoreError> {
+        github::add_installed_repositories(&self.pool, installation_id, repositories, at).await
+    }
+
+    async fn remove_installed_repositories(
+        &self,
+        installation_id: i64,
+        github_repo_ids: &[i64],
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        github::remove_installed_repositories(&self.pool, installation_id, github_repo_ids, at)
+            .await
+    }
+
+    async fn installed_repositories(
+        &self,
+        installation_id: i64,
+    ) -> Result<Vec<InstalledRepository>, StoreError> {
+        github::installed_repositories(&self.pool, installation_id).await
+    }
+
+    async fn set_default_branch(&self, repo: RepoId, branch: &str) -> Result<bool, StoreError> {
+        github::set_default_branch(&self.pool, repo, branch).await
+    }
+
+    async fn check_run_for_commit(
+        &self,
+        repo: RepoId,
+        head_sha: &str,
+    ) -> Result<Option<CheckRunRecord>, StoreError> {
+        github::check_run_for_commit(&self.pool, repo, head_sha).await
+    }
+
+    async fn save_check_run(&self, check_run: &NewCheckRun) -> Result<CheckRunRecord, StoreError> {
+        github::save_check_run(&self.pool, check_run).await
+    }
+
+    async fn pr_comment(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+    ) -> Result<Option<PrComment>, StoreError> {
+        github::pr_comment(&self.pool, repo, pr_number).await
+    }
+
+    async fn save_pr_comment(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        comment_id: i64,
+        at: OffsetDateTime,
+    ) -> Result<PrComment, StoreError> {
+        github::save_pr_comment(&self.pool, repo, pr_number, comment_id, at).await
+    }
+
+    async fn forget_pr_comment(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        comment_id: i64,
+    ) -> Result<bool, StoreError> {
+        github::forget_pr_comment(&self.pool, repo, pr_number, comment_id).await
+    }
+
+    async fn link_commit_pr(
+        &self,
+        repo: RepoId,
+        head_sha: &str,
+        pr_number: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        github::link_commit_pr(&self.pool, repo, head_sha, pr_number, at).await
+    }
+
+    async fn prs_for_commit(&self, repo: RepoId, head_sha: &str) -> Result<Vec<i64>, StoreError> {
+        github::prs_for_commit(&self.pool, repo, head_sha).await
+    }
+
+    async fn flaky_issue(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+    ) -> Result<Option<FlakyIssue>, StoreError> {
+        github::flaky_issue(&self.pool, repo, test).await
+    }
+
+    async fn save_flaky_issue(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        number: i64,
+        url: &str,
+        at: OffsetDateTime,
+    ) -> Result<(FlakyIssue, bool), StoreError> {
+        github::save_flaky_issue(&self.pool, repo, test, number, url, at).await
+    }
+
+    async fn record_workflow_job(
+        &self,
+        repo: RepoId,
+        job: &WorkflowJob,
+    ) -> Result<bool, StoreError> {
+        github::record_workflow_job(&self.pool, repo, job).await
+    }
+
+    async fn workflow_jobs(
+        &self,
+        repo: RepoId,
+        workflow_run_id: i64,
+    ) -> Result<Vec<WorkflowJob>, StoreError> {
+        github::workflow_jobs(&self.pool, repo, workflow_run_id).await
     }
 }
 

@@ -14,12 +14,14 @@
 //! the bulk path), `history` (reading runs back for scoring), `outbox` (runs waiting to be
 //! scored), `test_cases` (derived state and test listings), `runs` (runs and executions read
 //! back for people), `quarantines`, `deliveries` (GitHub webhook deliveries) and `retention`
-//! (clearing old failure messages).
+//! (clearing old failure messages) and `github` (the GitHub App's installations, check runs,
+//! comments, issues and jobs).
 #![forbid(unsafe_code)]
 
 mod audit;
 mod deliveries;
 mod error;
+mod github;
 mod history;
 mod ingest;
 mod migrate;
@@ -38,12 +40,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{
-    ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested,
-    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
-    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
-    Result, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun,
-    StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User,
-    UserId, WebhookDelivery,
+    ApiToken, AuditEntry, CheckRunRecord, Counts, DeliveryId, DeliveryStatus, DerivedState,
+    FlakyIssue, Ingested, Installation, InstallationState, InstalledRepository, MigrationState,
+    NewAuditEntry, NewCheckRun, NewDelivery, NewExecution, NewInstallation, NewInstalledRepository,
+    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page, PageRequest,
+    PrComment, Quarantine, RegisteredInstallation, RepoId, RepoSlug, Repository, Result, Role,
+    RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
+    StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
+    WebhookDelivery, WorkflowJob,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -375,5 +379,139 @@ impl Store for SqliteStore {
 
     async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>> {
         self.expire_quarantines_impl(now).await
+    }
+
+    // --- GitHub App state (issue #5)
+
+    async fn find_installation_for_repo(&self, slug: &RepoSlug) -> Result<Option<i64>> {
+        self.find_installation_for_repo_impl(slug).await
+    }
+
+    async fn register_installation(
+        &self,
+        installation: &NewInstallation,
+    ) -> Result<RegisteredInstallation> {
+        self.register_installation_impl(installation).await
+    }
+
+    async fn installation(&self, installation_id: i64) -> Result<Option<Installation>> {
+        self.installation_impl(installation_id).await
+    }
+
+    async fn set_installation_state(
+        &self,
+        installation_id: i64,
+        state: InstallationState,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        self.set_installation_state_impl(installation_id, state, at)
+            .await
+    }
+
+    async fn add_installed_repositories(
+        &self,
+        installation_id: i64,
+        repositories: &[NewInstalledRepository],
+        at: OffsetDateTime,
+    ) -> Result<Vec<InstalledRepository>> {
+        self.add_installed_repositories_impl(installation_id, repositories, at)
+            .await
+    }
+
+    async fn remove_installed_repositories(
+        &self,
+        installation_id: i64,
+        github_repo_ids: &[i64],
+        at: OffsetDateTime,
+    ) -> Result<u64> {
+        self.remove_installed_repositories_impl(installation_id, github_repo_ids, at)
+            .await
+    }
+
+    async fn installed_repositories(
+        &self,
+        installation_id: i64,
+    ) -> Result<Vec<InstalledRepository>> {
+        self.installed_repositories_impl(installation_id).await
+    }
+
+    async fn set_default_branch(&self, repo: RepoId, branch: &str) -> Result<bool> {
+        self.set_default_branch_impl(repo, branch).await
+    }
+
+    async fn check_run_for_commit(
+        &self,
+        repo: RepoId,
+        head_sha: &str,
+    ) -> Result<Option<CheckRunRecord>> {
+        self.check_run_for_commit_impl(repo, head_sha).await
+    }
+
+    async fn save_check_run(&self, check_run: &NewCheckRun) -> Result<CheckRunRecord> {
+        self.save_check_run_impl(check_run).await
+    }
+
+    async fn pr_comment(&self, repo: RepoId, pr_number: i64) -> Result<Option<PrComment>> {
+        self.pr_comment_impl(repo, pr_number).await
+    }
+
+    async fn save_pr_comment(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        comment_id: i64,
+        at: OffsetDateTime,
+    ) -> Result<PrComment> {
+        self.save_pr_comment_impl(repo, pr_number, comment_id, at)
+            .await
+    }
+
+    async fn forget_pr_comment(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        comment_id: i64,
+    ) -> Result<bool> {
+        self.forget_pr_comment_impl(repo, pr_number, comment_id)
+            .await
+    }
+
+    async fn link_commit_pr(
+        &self,
+        repo: RepoId,
+        head_sha: &str,
+        pr_number: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        self.link_commit_pr_impl(repo, head_sha, pr_number, at)
+            .await
+    }
+
+    async fn prs_for_commit(&self, repo: RepoId, head_sha: &str) -> Result<Vec<i64>> {
+        self.prs_for_commit_impl(repo, head_sha).await
+    }
+
+    async fn flaky_issue(&self, repo: RepoId, test: TestCaseId) -> Result<Option<FlakyIssue>> {
+        self.flaky_issue_impl(repo, test).await
+    }
+
+    async fn save_flaky_issue(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        number: i64,
+        url: &str,
+        at: OffsetDateTime,
+    ) -> Result<(FlakyIssue, bool)> {
+        self.save_flaky_issue_impl(repo, test, number, url, at)
+            .await
+    }
+
+    async fn record_workflow_job(&self, repo: RepoId, job: &WorkflowJob) -> Result<bool> {
+        self.record_workflow_job_impl(repo, job).await
+    }
+
+    async fn workflow_jobs(&self, repo: RepoId, workflow_run_id: i64) -> Result<Vec<WorkflowJob>> {
+        self.workflow_jobs_impl(repo, workflow_run_id).await
     }
 }

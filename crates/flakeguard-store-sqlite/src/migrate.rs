@@ -29,6 +29,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../migrations/0003_outbox.sql"),
     },
+    // 4 is repository policy (another branch); versions only need to increase.
+    Migration {
+        version: 5,
+        name: "github",
+        sql: include_str!("../migrations/0005_github.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flakeguard_migrations (

@@ -9,10 +9,11 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::{
-    DeliveryId, DeliveryStatus, DerivedState, NewAuditEntry, NewDelivery, NewExecution,
-    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, Quarantine, QuarantineState,
-    RepoId, RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRun,
-    StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery,
+    AccountType, DeliveryId, DeliveryStatus, DerivedState, InstallationState, NewAuditEntry,
+    NewCheckRun, NewDelivery, NewExecution, NewInstallation, NewInstalledRepository, NewQuarantine,
+    NewRun, NewTestCase, NewToken, OrgId, PageRequest, Quarantine, QuarantineState, RepoId,
+    RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
+    StoredTest, TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery, WorkflowJob,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -53,6 +54,16 @@ macro_rules! conformance_tests {
             old_failure_text_is_pruned_and_signatures_kept,
             expired_quarantines_end,
             live_quarantines_are_released_once,
+            // --- GitHub App state (issue #5)
+            github_installations_are_registered_suspended_and_deleted_once,
+            installed_repositories_are_added_and_removed_keeping_history,
+            the_default_branch_follows_the_repository,
+            a_commit_keeps_one_check_run_across_workflow_runs,
+            one_pr_comment_per_pull_request,
+            commits_are_linked_to_pull_requests_once,
+            flaky_issues_are_saved_once_per_test,
+            workflow_jobs_never_move_backwards,
+            racing_workers_agree_on_one_check_run_and_one_installation,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -2768,5 +2779,596 @@ pub async fn live_quarantines_are_released_once(store: &dyn Store) {
     assert_eq!(
         store.release_quarantine(shop, ours[2], now).await.unwrap(),
         None
+    );
+}
+
+// --- GitHub App state (issue #5) ---------------------------------------------------------
+
+fn installed(github_id: i64, slug: &str) -> NewInstalledRepository {
+    NewInstalledRepository {
+        github_id,
+        slug: RepoSlug::parse(slug).unwrap(),
+    }
+}
+
+fn octo_installation(repos: Vec<NewInstalledRepository>) -> NewInstallation {
+    NewInstallation {
+        installation_id: 957_387,
+        account_login: "octo-org".to_owned(),
+        account_type: AccountType::Organization,
+        repositories: repos,
+        at: at(0),
+    }
+}
+
+pub async fn github_installations_are_registered_suspended_and_deleted_once(store: &dyn Store) {
+    migrated(store).await;
+    let slug = RepoSlug::parse("octo-org/octo-repo").unwrap();
+    assert_eq!(store.find_installation_for_repo(&slug).await.unwrap(), None);
+    let new = octo_installation(vec![installed(300_029_405, "octo-org/octo-repo")]);
+    let first = store.register_installation(&new).await.unwrap();
+    assert!(first.org_created);
+    let org = store.find_organization("octo-org").await.unwrap().unwrap();
+    assert_eq!(first.installation.org, org.id);
+    assert_eq!(first.installation.installation_id, 957_387);
+    assert_eq!(first.installation.account_type, AccountType::Organization);
+    assert_eq!(first.installation.created_at, at(0));
+    assert!(first.installation.is_live());
+    assert_eq!(first.repositories.len(), 1);
+    let repo = &first.repositories[0];
+    assert_eq!((repo.github_id, repo.active), (300_029_405, true));
+    assert_eq!(repo.slug, slug);
+    assert_eq!(
+        store.find_repository(&slug).await.unwrap().unwrap().id,
+        repo.repo
+    );
+    assert_eq!(
+        store.find_installation_for_repo(&slug).await.unwrap(),
+        Some(957_387)
+    );
+
+    // A redelivery, later: nothing changes.
+    let again = store
+        .register_installation(&NewInstallation {
+            at: at(5),
+            ..new.clone()
+        })
+        .await
+        .unwrap();
+    assert!(!again.org_created);
+    assert_eq!(again.installation, first.installation);
+    assert_eq!(again.repositories, first.repositories);
+    assert_eq!(store.counts().await.unwrap().repositories, 1);
+
+    let id = 957_387;
+    assert!(
+        store
+            .set_installation_state(id, InstallationState::Suspended, at(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_installation_state(id, InstallationState::Suspended, at(11))
+            .await
+            .unwrap()
+    );
+    let suspended = store.installation(id).await.unwrap().unwrap();
+    assert_eq!(
+        suspended.suspended_at,
+        Some(at(10)),
+        "the first suspension stays"
+    );
+    assert!(!suspended.is_live());
+    assert_eq!(store.find_installation_for_repo(&slug).await.unwrap(), None);
+    assert!(
+        store
+            .set_installation_state(id, InstallationState::Unsuspended, at(12))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_installation_state(id, InstallationState::Unsuspended, at(13))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.find_installation_for_repo(&slug).await.unwrap(),
+        Some(id)
+    );
+
+    assert!(
+        store
+            .set_installation_state(id, InstallationState::Deleted, at(20))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_installation_state(id, InstallationState::Deleted, at(21))
+            .await
+            .unwrap()
+    );
+    let deleted = store.installation(id).await.unwrap().unwrap();
+    assert_eq!(deleted.deleted_at, Some(at(20)));
+    assert_eq!(store.find_installation_for_repo(&slug).await.unwrap(), None);
+    let history = store.installed_repositories(id).await.unwrap();
+    assert_eq!(history.len(), 1, "history is kept");
+    assert!(!history[0].active);
+    assert_eq!(history[0].removed_at, Some(at(20)));
+    assert!(
+        store.find_repository(&slug).await.unwrap().is_some(),
+        "the repository and its data stay"
+    );
+
+    let unknown = store
+        .set_installation_state(1, InstallationState::Suspended, at(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown}");
+    assert_eq!(store.installation(1).await.unwrap(), None);
+
+    // Installing again (the same id) brings it and its listed repositories back.
+    let back = store
+        .register_installation(&NewInstallation { at: at(40), ..new })
+        .await
+        .unwrap();
+    assert_eq!(back.installation.deleted_at, None);
+    assert!(back.repositories[0].active);
+    assert_eq!(back.repositories[0].added_at, at(40));
+    assert_eq!(
+        store.find_installation_for_repo(&slug).await.unwrap(),
+        Some(id)
+    );
+
+    // A user account's installation links to an organization named after the user.
+    let user = store
+        .register_installation(&NewInstallation {
+            installation_id: 2,
+            account_login: "Codertocat".to_owned(),
+            account_type: AccountType::User,
+            repositories: vec![],
+            at: at(50),
+        })
+        .await
+        .unwrap();
+    assert_eq!(user.installation.account_type, AccountType::User);
+    assert!(user.repositories.is_empty());
+    assert_eq!(
+        store
+            .organization(user.installation.org)
+            .await
+            .unwrap()
+            .unwrap()
+            .slug,
+        "Codertocat"
+    );
+}
+
+pub async fn installed_repositories_are_added_and_removed_keeping_history(store: &dyn Store) {
+    migrated(store).await;
+    let id = 957_387;
+    store
+        .register_installation(&octo_installation(vec![installed(1, "octo-org/one")]))
+        .await
+        .unwrap();
+    let missing = store
+        .add_installed_repositories(42, &[installed(2, "octo-org/two")], at(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+
+    let added = store
+        .add_installed_repositories(
+            id,
+            &[installed(2, "octo-org/two"), installed(3, "octo-org/three")],
+            at(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        added.iter().map(|r| r.slug.to_string()).collect::<Vec<_>>(),
+        ["octo-org/two", "octo-org/three"]
+    );
+    assert!(added.iter().all(|r| r.active && r.added_at == at(1)));
+    let repeat = store
+        .add_installed_repositories(id, &[installed(2, "octo-org/two")], at(2))
+        .await
+        .unwrap();
+    assert_eq!(repeat[0], added[0], "a repeat changes nothing");
+
+    assert_eq!(
+        store
+            .remove_installed_repositories(id, &[2, 999], at(3))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .remove_installed_repositories(id, &[2], at(4))
+            .await
+            .unwrap(),
+        0,
+        "a repeat changes nothing"
+    );
+    let all = store.installed_repositories(id).await.unwrap();
+    let state: Vec<(String, bool, Option<OffsetDateTime>)> = all
+        .iter()
+        .map(|r| (r.slug.to_string(), r.active, r.removed_at))
+        .collect();
+    assert_eq!(
+        state,
+        [
+            ("octo-org/one".to_owned(), true, None),
+            ("octo-org/three".to_owned(), true, None),
+            ("octo-org/two".to_owned(), false, Some(at(3))),
+        ]
+    );
+    let two = RepoSlug::parse("octo-org/two").unwrap();
+    assert_eq!(store.find_installation_for_repo(&two).await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_installation_for_repo(&RepoSlug::parse("octo-org/three").unwrap())
+            .await
+            .unwrap(),
+        Some(id)
+    );
+    // Added back: active again from then on.
+    let readded = store
+        .add_installed_repositories(id, &[installed(2, "octo-org/two")], at(5))
+        .await
+        .unwrap();
+    assert!(readded[0].active);
+    assert_eq!((readded[0].added_at, readded[0].removed_at), (at(5), None));
+    assert_eq!(
+        store.find_installation_for_repo(&two).await.unwrap(),
+        Some(id)
+    );
+    let gone = store
+        .remove_installed_repositories(7, &[2], at(6))
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, StoreError::NotFound(_)), "{gone}");
+
+    // A repository of another organization cannot be installed here.
+    let (other, _) = store.ensure_organization("other", "Other").await.unwrap();
+    store
+        .ensure_repository(other.id, &RepoSlug::parse("other/x").unwrap())
+        .await
+        .unwrap();
+    let conflict = store
+        .add_installed_repositories(id, &[installed(9, "other/x")], at(7))
+        .await
+        .unwrap_err();
+    assert!(matches!(conflict, StoreError::Conflict(_)), "{conflict}");
+}
+
+pub async fn the_default_branch_follows_the_repository(store: &dyn Store) {
+    migrated(store).await;
+    let id = repo(store, "acme/shop").await;
+    let slug = RepoSlug::parse("acme/shop").unwrap();
+    assert_eq!(
+        store
+            .find_repository(&slug)
+            .await
+            .unwrap()
+            .unwrap()
+            .default_branch,
+        "main"
+    );
+    assert!(!store.set_default_branch(id, "main").await.unwrap());
+    assert!(store.set_default_branch(id, "trunk").await.unwrap());
+    assert!(!store.set_default_branch(id, "trunk").await.unwrap());
+    assert_eq!(
+        store
+            .find_repository(&slug)
+            .await
+            .unwrap()
+            .unwrap()
+            .default_branch,
+        "trunk"
+    );
+    let err = store.set_default_branch(RepoId(-5), "x").await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+pub async fn a_commit_keeps_one_check_run_across_workflow_runs(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let sha = "a".repeat(40);
+    assert_eq!(store.check_run_for_commit(shop, &sha).await.unwrap(), None);
+    let first = NewCheckRun {
+        repo: shop,
+        head_sha: sha.clone(),
+        check_run_id: 4_000,
+        workflow_run_id: Some(30),
+        status: "completed".to_owned(),
+        conclusion: Some("failure".to_owned()),
+        at: at(1),
+    };
+    let stored = store.save_check_run(&first).await.unwrap();
+    assert_eq!(stored.check_run_id, 4_000);
+    assert_eq!(stored.workflow_run_ids, [30]);
+    assert_eq!((stored.created_at, stored.updated_at), (at(1), at(1)));
+    assert_eq!(
+        store.save_check_run(&first).await.unwrap(),
+        stored,
+        "redelivery"
+    );
+
+    // A second workflow run on the same commit updates the same check run.
+    let second = NewCheckRun {
+        workflow_run_id: Some(10),
+        conclusion: Some("success".to_owned()),
+        at: at(2),
+        ..first.clone()
+    };
+    let updated = store.save_check_run(&second).await.unwrap();
+    assert_eq!(updated.check_run_id, 4_000);
+    assert_eq!(updated.workflow_run_ids, [10, 30]);
+    assert_eq!(updated.conclusion.as_deref(), Some("success"));
+    assert_eq!((updated.created_at, updated.updated_at), (at(1), at(2)));
+    assert_eq!(
+        store.check_run_for_commit(shop, &sha).await.unwrap(),
+        Some(updated.clone())
+    );
+
+    // A racing worker that created another check run gets the stored one back, unchanged.
+    let loser = store
+        .save_check_run(&NewCheckRun {
+            check_run_id: 4_001,
+            workflow_run_id: Some(50),
+            conclusion: Some("neutral".to_owned()),
+            at: at(3),
+            ..first.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(loser, updated);
+
+    // Other commits and repositories have their own.
+    assert_eq!(store.check_run_for_commit(other, &sha).await.unwrap(), None);
+    let elsewhere = store
+        .save_check_run(&NewCheckRun {
+            repo: other,
+            check_run_id: 5_000,
+            workflow_run_id: None,
+            ..first.clone()
+        })
+        .await
+        .unwrap();
+    assert!(elsewhere.workflow_run_ids.is_empty());
+    assert_eq!(
+        store
+            .check_run_for_commit(shop, &"b".repeat(40))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn one_pr_comment_per_pull_request(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    assert_eq!(store.pr_comment(shop, 2).await.unwrap(), None);
+    let first = store.save_pr_comment(shop, 2, 77, at(1)).await.unwrap();
+    assert_eq!(
+        (first.comment_id, first.created_at, first.updated_at),
+        (77, at(1), at(1))
+    );
+    let again = store.save_pr_comment(shop, 2, 77, at(2)).await.unwrap();
+    assert_eq!(
+        (again.comment_id, again.created_at, again.updated_at),
+        (77, at(1), at(2))
+    );
+    let racing = store.save_pr_comment(shop, 2, 78, at(3)).await.unwrap();
+    assert_eq!(racing, again, "the first comment stays");
+    assert_eq!(store.pr_comment(shop, 3).await.unwrap(), None);
+
+    // Deleted on GitHub: forgotten only while it is still the stored one.
+    assert!(!store.forget_pr_comment(shop, 2, 78).await.unwrap());
+    assert!(store.forget_pr_comment(shop, 2, 77).await.unwrap());
+    assert!(!store.forget_pr_comment(shop, 2, 77).await.unwrap());
+    assert_eq!(store.pr_comment(shop, 2).await.unwrap(), None);
+    let replaced = store.save_pr_comment(shop, 2, 79, at(4)).await.unwrap();
+    assert_eq!(replaced.comment_id, 79);
+    assert_eq!(store.pr_comment(shop, 2).await.unwrap(), Some(replaced));
+}
+
+pub async fn commits_are_linked_to_pull_requests_once(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let sha = "c".repeat(40);
+    assert!(store.prs_for_commit(shop, &sha).await.unwrap().is_empty());
+    assert!(store.link_commit_pr(shop, &sha, 12, at(1)).await.unwrap());
+    assert!(!store.link_commit_pr(shop, &sha, 12, at(2)).await.unwrap());
+    assert!(store.link_commit_pr(shop, &sha, 3, at(3)).await.unwrap());
+    assert_eq!(store.prs_for_commit(shop, &sha).await.unwrap(), [3, 12]);
+    assert!(store.prs_for_commit(other, &sha).await.unwrap().is_empty());
+    assert!(
+        store
+            .prs_for_commit(shop, &"d".repeat(40))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn flaky_issues_are_saved_once_per_test(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let ingested = store
+        .ingest(
+            shop,
+            &run("1", 1, 0, "d"),
+            &[test_case("t0"), test_case("t1")],
+            &[exec(0, 1, Outcome::Failed), exec(1, 1, Outcome::Passed)],
+        )
+        .await
+        .unwrap();
+    let test = ingested.test_ids[0];
+    assert_eq!(store.flaky_issue(shop, test).await.unwrap(), None);
+    let url = "https://github.com/acme/shop/issues/5";
+    let (issue, created) = store
+        .save_flaky_issue(shop, test, 5, url, at(1))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        (issue.number, issue.url.as_str(), issue.created_at),
+        (5, url, at(1))
+    );
+    let (again, created) = store
+        .save_flaky_issue(
+            shop,
+            test,
+            6,
+            "https://github.com/acme/shop/issues/6",
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, issue, "never two issues for one test");
+    assert_eq!(store.flaky_issue(shop, test).await.unwrap(), Some(issue));
+    assert_eq!(
+        store.flaky_issue(shop, ingested.test_ids[1]).await.unwrap(),
+        None
+    );
+
+    let foreign = store
+        .save_flaky_issue(other, test, 7, url, at(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(foreign, StoreError::NotFound(_)), "{foreign}");
+    assert_eq!(store.flaky_issue(other, test).await.unwrap(), None);
+    let unknown = store
+        .save_flaky_issue(shop, TestCaseId(i64::MAX), 8, url, at(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown}");
+}
+
+pub async fn workflow_jobs_never_move_backwards(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let queued = WorkflowJob {
+        workflow_run_id: 2_202_229_078,
+        job_id: 289_782_451,
+        run_attempt: 1,
+        name: "linters".to_owned(),
+        status: "queued".to_owned(),
+        conclusion: None,
+        started_at: None,
+        completed_at: None,
+    };
+    assert!(store.record_workflow_job(shop, &queued).await.unwrap());
+    assert!(
+        !store.record_workflow_job(shop, &queued).await.unwrap(),
+        "redelivery"
+    );
+    let completed = WorkflowJob {
+        status: "completed".to_owned(),
+        conclusion: Some("failure".to_owned()),
+        started_at: Some(at(1)),
+        completed_at: Some(at(4)),
+        ..queued.clone()
+    };
+    assert!(store.record_workflow_job(shop, &completed).await.unwrap());
+    assert!(!store.record_workflow_job(shop, &completed).await.unwrap());
+    let late = WorkflowJob {
+        status: "in_progress".to_owned(),
+        started_at: Some(at(1)),
+        ..queued.clone()
+    };
+    assert!(
+        !store.record_workflow_job(shop, &late).await.unwrap(),
+        "late delivery"
+    );
+    assert!(!store.record_workflow_job(shop, &queued).await.unwrap());
+    let second = WorkflowJob {
+        job_id: 289_782_452,
+        name: "test".to_owned(),
+        ..completed.clone()
+    };
+    let retried = WorkflowJob {
+        job_id: 100,
+        run_attempt: 2,
+        ..completed.clone()
+    };
+    store.record_workflow_job(shop, &second).await.unwrap();
+    store.record_workflow_job(shop, &retried).await.unwrap();
+    store
+        .record_workflow_job(
+            shop,
+            &WorkflowJob {
+                workflow_run_id: 1,
+                ..completed.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.workflow_jobs(shop, 2_202_229_078).await.unwrap(),
+        [completed.clone(), second, retried],
+        "by attempt, then job id"
+    );
+    assert!(
+        store
+            .workflow_jobs(other, 2_202_229_078)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn racing_workers_agree_on_one_check_run_and_one_installation(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    for round in 0..10_i64 {
+        let save = |check_run_id: i64| NewCheckRun {
+            repo: shop,
+            head_sha: format!("{round:040x}"),
+            check_run_id,
+            workflow_run_id: Some(check_run_id),
+            status: "completed".to_owned(),
+            conclusion: Some("success".to_owned()),
+            at: at(round),
+        };
+        let (a, b) = (save(2 * round + 100), save(2 * round + 101));
+        let (first, second) =
+            futures_join(store.save_check_run(&a), store.save_check_run(&b)).await;
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(
+            first.check_run_id, second.check_run_id,
+            "round {round}: one check run per commit"
+        );
+        assert_eq!(first.workflow_run_ids, [first.check_run_id]);
+    }
+    let new = octo_installation(vec![
+        installed(1, "octo-org/one"),
+        installed(2, "octo-org/two"),
+    ]);
+    let (first, second) = futures_join(
+        store.register_installation(&new),
+        store.register_installation(&new),
+    )
+    .await;
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.installation, second.installation);
+    assert_eq!(first.repositories, second.repositories);
+    assert!(
+        first.org_created != second.org_created,
+        "one created the organization"
+    );
+    assert_eq!(
+        store.installed_repositories(957_387).await.unwrap().len(),
+        2
     );
 }

@@ -12,6 +12,7 @@
 
 pub mod conformance;
 mod error;
+mod github;
 mod migrations;
 mod records;
 
@@ -20,6 +21,7 @@ use flakeguard_core::{Outcome, TestKey};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub use github::*;
 pub use migrations::{Migration, MigrationState, checksum, verify_applied};
 pub use records::*;
 
@@ -264,4 +266,142 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// quarantines it changed, as they are afterwards, with their repositories, by id; a
     /// repeat returns nothing.
     async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>>;
+
+    // --- GitHub App state (issue #5) -------------------------------------------------------
+    //
+    // Installations and their repositories, and what FlakeGuard posted to GitHub, so later
+    // events update it in place. Every write is idempotent: a redelivered webhook applied
+    // again changes nothing. GitHub ids are `i64`s as GitHub sends them.
+
+    /// The GitHub installation id to act for `slug`: the live (neither suspended nor deleted)
+    /// installation that actively covers the repository; `None` otherwise.
+    async fn find_installation_for_repo(&self, slug: &RepoSlug) -> Result<Option<i64>>;
+
+    /// An `installation` `created` event: ensures the organization (slug = account login,
+    /// [`Store::ensure_organization`]), stores the installation (clearing `deleted_at` if it
+    /// had been deleted) and ensures each listed repository in that organization, covered
+    /// and active. Repeating it changes nothing. A listed repository that exists in another
+    /// organization is a [`StoreError::Conflict`].
+    async fn register_installation(
+        &self,
+        installation: &NewInstallation,
+    ) -> Result<RegisteredInstallation>;
+
+    /// The installation with GitHub id `installation_id`.
+    async fn installation(&self, installation_id: i64) -> Result<Option<Installation>>;
+
+    /// `suspend` sets `suspended_at` (kept if already set), `unsuspend` clears it, `deleted`
+    /// sets `deleted_at` (kept if already set) and makes all its repositories inactive.
+    /// `true` when something changed (a repeat is `false`); [`StoreError::NotFound`] for an
+    /// unknown installation.
+    async fn set_installation_state(
+        &self,
+        installation_id: i64,
+        state: InstallationState,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+
+    /// `installation_repositories` `added`: ensures each repository in the installation's
+    /// organization and marks it covered and active (again, if it had been removed). Returns
+    /// the listed repositories as stored. [`StoreError::NotFound`] for an unknown
+    /// installation.
+    async fn add_installed_repositories(
+        &self,
+        installation_id: i64,
+        repositories: &[NewInstalledRepository],
+        at: OffsetDateTime,
+    ) -> Result<Vec<InstalledRepository>>;
+
+    /// `installation_repositories` `removed`: marks the repositories with these GitHub ids
+    /// inactive (their history is kept). Returns how many changed (a repeat returns 0).
+    async fn remove_installed_repositories(
+        &self,
+        installation_id: i64,
+        github_repo_ids: &[i64],
+        at: OffsetDateTime,
+    ) -> Result<u64>;
+
+    /// Every repository the installation covers or covered, by owner and name.
+    async fn installed_repositories(
+        &self,
+        installation_id: i64,
+    ) -> Result<Vec<InstalledRepository>>;
+
+    /// Sets the repository's default branch (from `push` and `repository` payloads); `true`
+    /// when it changed. [`StoreError::NotFound`] for an unknown repository.
+    async fn set_default_branch(&self, repo: RepoId, branch: &str) -> Result<bool>;
+
+    /// The check run FlakeGuard posted on this commit, if any.
+    async fn check_run_for_commit(
+        &self,
+        repo: RepoId,
+        head_sha: &str,
+    ) -> Result<Option<CheckRunRecord>>;
+
+    /// Records the commit's check run after creating or updating it on GitHub: status,
+    /// conclusion and `updated_at` are replaced and the workflow run is added to its set.
+    /// The first check run id stored for a commit stays: when two workers raced and both
+    /// created one, the loser gets the stored record back (a different `check_run_id`) and
+    /// should update that one from then on.
+    async fn save_check_run(&self, check_run: &NewCheckRun) -> Result<CheckRunRecord>;
+
+    /// FlakeGuard's comment on the pull request, if any.
+    async fn pr_comment(&self, repo: RepoId, pr_number: i64) -> Result<Option<PrComment>>;
+
+    /// Records FlakeGuard's comment on the pull request. As with check runs the first id
+    /// stays (a racing duplicate gets the stored record back); saving the stored id again
+    /// moves `updated_at`. To replace a comment that was deleted on GitHub, call
+    /// [`Store::forget_pr_comment`] first.
+    async fn save_pr_comment(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        comment_id: i64,
+        at: OffsetDateTime,
+    ) -> Result<PrComment>;
+
+    /// Forgets the PR's comment if it is still `comment_id` (it was deleted on GitHub);
+    /// `true` when forgotten.
+    async fn forget_pr_comment(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        comment_id: i64,
+    ) -> Result<bool>;
+
+    /// Records that commit `head_sha` is the head of pull request `pr_number` (from
+    /// `pull_request`, `check_suite` and `workflow_run.pull_requests`); `true` when new.
+    async fn link_commit_pr(
+        &self,
+        repo: RepoId,
+        head_sha: &str,
+        pr_number: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+
+    /// The pull requests whose head was `head_sha`, ascending.
+    async fn prs_for_commit(&self, repo: RepoId, head_sha: &str) -> Result<Vec<i64>>;
+
+    /// The GitHub issue opened for the test, if any.
+    async fn flaky_issue(&self, repo: RepoId, test: TestCaseId) -> Result<Option<FlakyIssue>>;
+
+    /// Records the issue opened for a test of `repo`; the first one stays (a repeat or a
+    /// racing duplicate gets the stored one back, with `false`). [`StoreError::NotFound`]
+    /// when the test is not one of `repo`'s.
+    async fn save_flaky_issue(
+        &self,
+        repo: RepoId,
+        test: TestCaseId,
+        number: i64,
+        url: &str,
+        at: OffsetDateTime,
+    ) -> Result<(FlakyIssue, bool)>;
+
+    /// Stores a `workflow_job` event's job. A later event of the same job replaces it unless
+    /// it is behind ([`job_progress`]: a late `in_progress` never undoes `completed`; a
+    /// started or completed time, once known, is kept). `true` when something changed.
+    async fn record_workflow_job(&self, repo: RepoId, job: &WorkflowJob) -> Result<bool>;
+
+    /// The jobs of a workflow run, by attempt then job id.
+    async fn workflow_jobs(&self, repo: RepoId, workflow_run_id: i64) -> Result<Vec<WorkflowJob>>;
 }

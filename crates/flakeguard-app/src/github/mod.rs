@@ -1,8 +1,12 @@
-//! The GitHub App's side of the worker: turning deliveries into stored runs, scores, check
-//! runs and pull-request comments (docs/github-app.md).
+//! The GitHub App's side of the worker: webhook payloads as typed [`events`], turning a
+//! workflow run's artifacts into stored runs ([`artifacts`]), what FlakeGuard says about a
+//! commit ([`commit`]) and the [`report`] it writes back (check run, pull request comment,
+//! flaky-test issue). See docs/github-app.md.
 
 pub mod artifacts;
 pub mod commit;
+pub mod events;
+pub mod report;
 
 use flakeguard_github::GitHubApp;
 
