@@ -158,6 +158,16 @@ impl TestApp {
         settings: Settings,
         queue_override: Option<Arc<dyn JobQueue>>,
     ) -> TestApp {
+        Self::start_full(backend, settings, queue_override, None).await
+    }
+
+    /// With the worker acting on GitHub through `github` (a fake GitHub's App).
+    pub async fn start_full(
+        backend: Backend,
+        settings: Settings,
+        queue_override: Option<Arc<dyn JobQueue>>,
+        github: Option<Arc<flakeguard_app::github::GitHub>>,
+    ) -> TestApp {
         let (store, queue, cleanup): (Arc<dyn Store>, Arc<dyn JobQueue>, Cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(unique("fg-api"));
@@ -191,9 +201,11 @@ impl TestApp {
         flakeguard_api::metrics::install();
         let state = AppState::new(store.clone(), queue.clone(), settings);
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+        let mut ctx = JobContext::new(store.clone(), flakeguard_core::Policy::default());
+        ctx.github = github;
         let jobs = tokio::spawn(flakeguard_worker::run(
             queue.clone(),
-            JobContext::new(store.clone(), flakeguard_core::Policy::default()),
+            ctx,
             WorkerConfig {
                 poll: std::time::Duration::from_millis(20),
                 sweep_every: std::time::Duration::from_millis(500),

@@ -245,6 +245,8 @@ pub struct WorkflowRun {
     pub artifacts_url: String,
     #[serde(default)]
     pub html_url: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub run_started_at: Option<OffsetDateTime>,
 }
 
 /// `workflow_job`: `queued`, `waiting`, `in_progress`, `completed`.
@@ -326,6 +328,15 @@ pub struct CheckRunEvent {
     pub repository: Repository,
     #[serde(default)]
     pub installation: Option<InstallationRef>,
+    /// Who pressed the button or asked for the re-run.
+    #[serde(default)]
+    pub sender: Option<Sender>,
+}
+
+/// The GitHub user behind an event.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Sender {
+    pub login: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

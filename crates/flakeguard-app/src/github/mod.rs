@@ -6,9 +6,12 @@
 pub mod artifacts;
 pub mod commit;
 pub mod events;
+pub mod handle;
 pub mod report;
 
-use flakeguard_github::GitHubApp;
+use flakeguard_github::{AppConfig, ClientOptions, GitHubApp, GitHubError};
+
+use crate::GitHubSettings;
 
 pub use artifacts::{ArtifactLimits, Collection, WorkflowRunRef};
 
@@ -22,4 +25,29 @@ pub struct GitHub {
     /// FlakeGuard's public address, for links (`FLAKEGUARD_PUBLIC_URL`).
     pub public_url: Option<String>,
     pub limits: ArtifactLimits,
+}
+
+impl GitHub {
+    /// The App from its settings; `None` when no App is configured (webhooks may still be
+    /// received and registrations kept, but nothing is read from or written to GitHub).
+    pub fn from_settings(settings: &GitHubSettings) -> Result<Option<GitHub>, GitHubError> {
+        let (Some(app_id), Some(key)) = (settings.app_id, &settings.private_key) else {
+            return Ok(None);
+        };
+        let app = GitHubApp::new(
+            AppConfig {
+                api_url: settings.api_url.clone(),
+                app_id,
+                private_key_pem: key.expose().to_owned(),
+                user_agent: format!("FlakeGuard/{}", env!("CARGO_PKG_VERSION")),
+            },
+            ClientOptions::default(),
+        )?;
+        Ok(Some(GitHub {
+            app,
+            quarantine_actions: settings.quarantine_actions,
+            public_url: settings.public_url.clone(),
+            limits: ArtifactLimits::default(),
+        }))
+    }
 }

@@ -264,6 +264,8 @@ pub struct JobContext {
     /// Raw failure text older than this is cleared by maintenance (signatures are kept).
     pub failure_text_retention: Duration,
     pub clock: Clock,
+    /// The GitHub App, when configured (`GITHUB_APP_ID` and its key).
+    pub github: Option<Arc<crate::github::GitHub>>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -289,12 +291,30 @@ impl JobContext {
                 .unwrap_or_default(),
             failure_text_retention: DEFAULT_FAILURE_TEXT_RETENTION,
             clock: Arc::new(OffsetDateTime::now_utc),
+            github: None,
         }
     }
 
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
     }
+}
+
+/// Runs a `score_tests` job's work in place (the GitHub handler scores a workflow run's
+/// runs before it answers on the commit).
+pub(crate) async fn score_now(
+    ctx: &JobContext,
+    repo: RepoId,
+    run: StoredRunId,
+) -> Result<String, JobError> {
+    score::run(
+        ctx,
+        &ScoreTests {
+            repo: repo.0,
+            run: run.0,
+        },
+    )
+    .await
 }
 
 /// Runs one job. `Ok` carries a one-line summary for the log.

@@ -5,9 +5,10 @@
 use flakeguard_store::{DeliveryId, DeliveryStatus};
 
 use super::{JobContext, JobError, ProcessWebhook};
+use crate::github::handle::Handled;
 
-/// Events FlakeGuard subscribes to (docs/github-app.md). The GitHub App issue gives each its
-/// handler; until then they are recorded and marked ignored, like events nobody asked for.
+/// Events FlakeGuard subscribes to (docs/github-app.md); [`crate::github::handle`] acts on
+/// each. The webhook endpoint drops others without storing them.
 pub(super) const SUBSCRIBED: [&str; 8] = [
     "installation",
     "installation_repositories",
@@ -32,13 +33,17 @@ pub(super) async fn run(ctx: &JobContext, job: &ProcessWebhook) -> Result<String
             delivery.status.as_str()
         ));
     }
-    let (status, note) = match delivery.event.as_str() {
-        "ping" => (DeliveryStatus::Processed, "ping answered".to_owned()),
-        event if SUBSCRIBED.contains(&event) => (
-            DeliveryStatus::Ignored,
-            format!("{event}: no handler in this build"),
-        ),
-        event => (DeliveryStatus::Ignored, format!("{event}: not subscribed")),
+    let (status, note) = match crate::github::handle::process(ctx, &delivery).await {
+        Ok(Handled::Processed(note)) => (DeliveryStatus::Processed, note),
+        Ok(Handled::Ignored(note)) => (DeliveryStatus::Ignored, note),
+        Err(JobError::Permanent(error)) => {
+            // Recorded on the delivery too, so `jobs list` and the delivery agree.
+            ctx.store
+                .finish_delivery(id, DeliveryStatus::Failed, Some(&error), ctx.now())
+                .await?;
+            return Err(JobError::Permanent(error));
+        }
+        Err(retry) => return Err(retry),
     };
     let error = (status == DeliveryStatus::Ignored).then_some(note.as_str());
     ctx.store

@@ -378,3 +378,21 @@ impl FakeGitHub {
         lock(&self.state).blob_chunked = chunked;
     }
 }
+
+/// A deflated zip of `(name, contents)`, as GitHub Actions packs an artifact: for tests that
+/// hand the fake an artifact.
+pub fn zip_archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, contents) in entries {
+        // In memory: writing cannot fail short of running out of memory.
+        let _ = writer.start_file(*name, options);
+        let _ = writer.write_all(contents);
+    }
+    writer
+        .finish()
+        .map(|cursor| cursor.into_inner())
+        .unwrap_or_default()
+}

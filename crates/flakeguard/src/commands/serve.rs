@@ -87,10 +87,20 @@ async fn serve(
         },
     };
     flakeguard_api::metrics::install();
+    let github = flakeguard_app::github::GitHub::from_settings(&settings.github)
+        .context("the GitHub App (GITHUB_APP_ID, GITHUB_PRIVATE_KEY_PATH)")?
+        .map(Arc::new);
+    if wants(Role::Worker) && github.is_none() && settings.github.webhook_secret.is_some() {
+        tracing::warn!(
+            "GITHUB_WEBHOOK_SECRET is set but no GitHub App (GITHUB_APP_ID and its private key): \
+             deliveries are stored, but workflow runs cannot be read nor check runs posted"
+        );
+    }
     let worker = wants(Role::Worker).then(|| {
         let mut ctx = JobContext::new(Arc::clone(&store), Policy::default());
         ctx.failure_text_retention =
             Duration::from_secs(u64::from(settings.failure_text_retention_days) * 24 * 3600);
+        ctx.github = github;
         let config = WorkerConfig {
             concurrency: settings.worker_concurrency,
             lease: settings.job_lease,
