@@ -31,6 +31,7 @@ pub fn install() -> Option<PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            flakeguard_github::describe_metrics();
             Some(handle)
         })
         .clone()
