@@ -27,6 +27,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod quarantines;
+mod repo_policies;
 mod retention;
 mod runs;
 mod test_cases;
@@ -38,11 +39,11 @@ use async_trait::async_trait;
 use flakeguard_core::TestKey;
 use flakeguard_store::{
     ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested, Migration,
-    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
-    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
-    Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
-    StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
-    WebhookDelivery,
+    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewPolicy, NewQuarantine, NewRun,
+    NewTestCase, NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug,
+    Repository, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredPolicy,
+    StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId,
+    User, UserId, WebhookDelivery,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -64,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "outbox",
         sql: include_str!("../migrations/0003_outbox.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "repo_policy",
+        sql: include_str!("../migrations/0004_repo_policy.sql"),
     },
 ];
 
@@ -431,6 +437,30 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Vec<(Quarantine, RepoId)>, StoreError> {
         quarantines::expire(&self.pool, now).await
+    }
+
+    // --- repository policy (issue #6)
+
+    async fn repo_policy(&self, repo: RepoId) -> Result<Option<StoredPolicy>, StoreError> {
+        repo_policies::find(&self.pool, repo).await
+    }
+
+    async fn put_repo_policy(
+        &self,
+        repo: RepoId,
+        policy: &NewPolicy,
+    ) -> Result<StoredPolicy, StoreError> {
+        repo_policies::put_policy(&self.pool, repo, policy).await
+    }
+
+    async fn put_codeowners(
+        &self,
+        repo: RepoId,
+        text: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<StoredPolicy, StoreError> {
+        repo_policies::put_codeowners(&self.pool, repo, text, source, at).await
     }
 }
 

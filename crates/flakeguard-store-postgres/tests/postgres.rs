@@ -188,7 +188,7 @@ async fn runs_stored_before_the_outbox_count_as_scored() {
         .iter()
         .map(|m| m.version)
         .collect();
-    assert_eq!(applied, [3]);
+    assert_eq!(applied, [3, 4]);
     let old = store.find_run(repo, old).await.unwrap().unwrap();
     assert_eq!(
         old.scored_at,

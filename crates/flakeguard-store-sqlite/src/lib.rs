@@ -25,6 +25,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod quarantines;
+mod repo_policies;
 mod retention;
 mod runs;
 mod tenants;
@@ -39,11 +40,11 @@ use async_trait::async_trait;
 use flakeguard_core::TestKey;
 use flakeguard_store::{
     ApiToken, AuditEntry, Counts, DeliveryId, DeliveryStatus, DerivedState, Ingested,
-    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewQuarantine, NewRun, NewTestCase,
-    NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug, Repository,
-    Result, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun,
-    StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User,
-    UserId, WebhookDelivery,
+    MigrationState, NewAuditEntry, NewDelivery, NewExecution, NewPolicy, NewQuarantine, NewRun,
+    NewTestCase, NewToken, OrgId, Organization, Page, PageRequest, Quarantine, RepoId, RepoSlug,
+    Repository, Result, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory,
+    StoredPolicy, StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery,
+    TokenHash, TokenId, User, UserId, WebhookDelivery,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -363,5 +364,25 @@ impl Store for SqliteStore {
 
     async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>> {
         self.expire_quarantines_impl(now).await
+    }
+
+    // --- repository policy (issue #6)
+
+    async fn repo_policy(&self, repo: RepoId) -> Result<Option<StoredPolicy>> {
+        self.repo_policy_impl(repo).await
+    }
+
+    async fn put_repo_policy(&self, repo: RepoId, policy: &NewPolicy) -> Result<StoredPolicy> {
+        self.put_repo_policy_impl(repo, policy).await
+    }
+
+    async fn put_codeowners(
+        &self,
+        repo: RepoId,
+        text: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<StoredPolicy> {
+        self.put_codeowners_impl(repo, text, source, at).await
     }
 }

@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../migrations/0003_outbox.sql"),
     },
+    Migration {
+        version: 4,
+        name: "repo_policy",
+        sql: include_str!("../migrations/0004_repo_policy.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flakeguard_migrations (

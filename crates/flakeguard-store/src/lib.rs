@@ -252,4 +252,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// quarantines it changed, as they are afterwards, with their repositories, by id; a
     /// repeat returns nothing.
     async fn expire_quarantines(&self, now: OffsetDateTime) -> Result<Vec<(Quarantine, RepoId)>>;
+
+    // --- repository policy (issue #6)
+
+    /// The repository's stored policy and CODEOWNERS, `None` when neither was ever stored
+    /// (the defaults apply). One read: the score job calls it once per job.
+    async fn repo_policy(&self, repo: RepoId) -> Result<Option<StoredPolicy>>;
+
+    /// Stores the repository's policy, replacing any before it (its CODEOWNERS is kept).
+    /// Returns what is now stored. [`StoreError::NotFound`] when there is no such repository.
+    async fn put_repo_policy(&self, repo: RepoId, policy: &NewPolicy) -> Result<StoredPolicy>;
+
+    /// Stores the repository's CODEOWNERS text (as written; the reader parses it), replacing
+    /// any before it (its policy is kept). `source` says where it came from (`api`,
+    /// `file:.github/CODEOWNERS@<sha>`). [`StoreError::NotFound`] when there is no such
+    /// repository.
+    async fn put_codeowners(
+        &self,
+        repo: RepoId,
+        text: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<StoredPolicy>;
 }
