@@ -135,7 +135,7 @@ async fn demo(store: &dyn Store, admin: UserId) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let scored = flakeguard_app::rescore(store, repo.id, &Policy::default(), now).await?;
+        let scored = flakeguard_app::rescore(store, repo.id, now).await?;
         println!(
             "demo {slug}: {created} new runs of {}, {quarantined} new quarantines; {} tests: {} flaky, {} broken",
             demo_repo.runs.len(),
