@@ -10,6 +10,7 @@ mod ingest;
 pub mod metrics;
 mod openapi;
 mod pagination;
+mod policy;
 mod quarantine;
 mod rate_limit;
 mod repos;
@@ -86,6 +87,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(ingest::routes(max_upload))
         .merge(repos::routes())
         .merge(quarantine::routes())
+        .merge(policy::routes())
         .fallback(telemetry::not_found)
         .with_state(state);
     telemetry::layers(routes.merge(openapi::routes()))
