@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use flakeguard_app::tokens;
-use flakeguard_core::{Policy, TestKey};
+use flakeguard_core::TestKey;
 use flakeguard_store::{
     NewQuarantine, NewToken, QuarantineState, RepoSlug, Role, Scope, Store, StoreError, TestCaseId,
     UserId,
