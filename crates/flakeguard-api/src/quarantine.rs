@@ -81,6 +81,9 @@ pub(crate) struct QuarantineBody {
     expires_at: Option<String>,
     /// When it was released; `null` while it is live.
     released_at: Option<String>,
+    /// Who or what released it (`token:<id>`, `operator`, `policy:auto-release`); `null`
+    /// while it is live and for an expired one.
+    released_by: Option<String>,
 }
 
 impl QuarantineBody {
@@ -101,6 +104,7 @@ impl QuarantineBody {
             created_at: rfc3339(q.created_at),
             expires_at: q.expires_at.map(rfc3339),
             released_at: q.released_at.map(rfc3339),
+            released_by: q.released_by,
         }
     }
 }
@@ -430,11 +434,11 @@ pub(crate) async fn release_quarantine(
     let id = TestCaseId(test_id.parse().map_err(|_| not_found())?);
     let store = state.store();
     let now = OffsetDateTime::now_utc();
+    let actor = principal.key();
     let released = store
-        .release_quarantine(repo.id, id, now)
+        .release_quarantine(repo.id, id, now, &actor)
         .await?
         .ok_or_else(not_found)?;
-    let actor = principal.key();
     store
         .audit(&NewAuditEntry {
             org: Some(repo.org),
@@ -477,6 +481,7 @@ mod tests {
             created_at: now - Duration::days(3),
             expires_at,
             released_at: None,
+            released_by: None,
         };
         assert!(applies(&q(None), now));
         assert!(applies(&q(Some(now + Duration::hours(1))), now));

@@ -1164,6 +1164,7 @@ async fn quarantine_lifecycle(app: &TestApp) {
         (created["id"].clone(), Some("released"))
     );
     assert!(released["released_at"].is_string());
+    assert_eq!(released["released_by"], creator.as_str());
     for path in [
         release(refund),
         release(other),

@@ -151,7 +151,10 @@ pub async fn apply_policy(
             if !clean_since(history, test, q.created_at, wanted) {
                 continue;
             }
-            if let Some(released) = store.release_quarantine(repo, *test_id, now).await? {
+            if let Some(released) = store
+                .release_quarantine(repo, *test_id, now, AUTO_RELEASE)
+                .await?
+            {
                 audit.push(NewAuditEntry {
                     org: None,
                     actor: AUTO_RELEASE.to_owned(),

@@ -393,7 +393,11 @@ async fn flaky_tests_are_quarantined_automatically_once_and_released_after_clean
     }
     // The third clean run since the retry releases it.
     let run = env.ingest(&[("refund", CLEAN), ("charge", CLEAN)]).await;
-    env.score(run).await;
+    let summary = env.score(run).await;
+    assert!(
+        summary.contains("0 quarantined, 1 released by policy"),
+        "{summary}"
+    );
     assert!(
         env.store
             .live_quarantines(env.repo)

@@ -16,3 +16,8 @@ CREATE TABLE repo_policies (
     codeowners_updated_at  TIMESTAMPTZ,
     CHECK ((source IS NULL) = (origin IS NULL))
 );
+
+-- Who or what released a quarantine (`token:<id>`, `operator`, `policy:auto-release`); NULL
+-- while it is live, for quarantines released before this migration, and for expired ones
+-- (their state says why they ended).
+ALTER TABLE quarantines ADD COLUMN released_by TEXT;

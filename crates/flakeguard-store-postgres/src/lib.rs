@@ -370,8 +370,9 @@ impl Store for PostgresStore {
         repo: RepoId,
         test: TestCaseId,
         at: OffsetDateTime,
+        by: &str,
     ) -> Result<Option<Quarantine>, StoreError> {
-        quarantines::release(&self.pool, repo, test, at).await
+        quarantines::release(&self.pool, repo, test, at, by).await
     }
 
     async fn unscored_runs(

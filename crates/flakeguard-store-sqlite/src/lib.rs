@@ -307,8 +307,9 @@ impl Store for SqliteStore {
         repo: RepoId,
         test: TestCaseId,
         at: OffsetDateTime,
+        by: &str,
     ) -> Result<Option<Quarantine>> {
-        self.release_quarantine_impl(repo, test, at).await
+        self.release_quarantine_impl(repo, test, at, by).await
     }
 
     async fn unscored_runs(

@@ -2598,41 +2598,55 @@ pub async fn live_quarantines_are_released_once(store: &dyn Store) {
         .await
         .unwrap();
 
-    let released = store.release_quarantine(shop, ours[0], now).await.unwrap();
+    assert_eq!(active.released_by, None, "live: released by no one");
+    let released = store
+        .release_quarantine(shop, ours[0], now, "token:7")
+        .await
+        .unwrap();
     assert_eq!(
         released,
         Some(Quarantine {
             state: QuarantineState::Released,
             released_at: Some(now),
+            released_by: Some("token:7".to_owned()),
             ..active.clone()
         })
     );
     assert_eq!(
-        store.release_quarantine(shop, ours[0], now).await.unwrap(),
+        store
+            .release_quarantine(shop, ours[0], now, "operator")
+            .await
+            .unwrap(),
         None,
         "a second release finds nothing live"
     );
-    let released = store.release_quarantine(shop, ours[1], now).await.unwrap();
+    let released = store
+        .release_quarantine(shop, ours[1], now, "operator")
+        .await
+        .unwrap();
     assert_eq!(
         released.map(|q| (q.id, q.state)),
         Some((proposed.id, QuarantineState::Released)),
         "a proposed quarantine is released too"
     );
     assert_eq!(
-        store.release_quarantine(shop, ours[2], now).await.unwrap(),
+        store
+            .release_quarantine(shop, ours[2], now, "operator")
+            .await
+            .unwrap(),
         None,
         "a test never quarantined"
     );
     assert_eq!(
         store
-            .release_quarantine(shop, TestCaseId(i64::MAX), now)
+            .release_quarantine(shop, TestCaseId(i64::MAX), now, "operator")
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .release_quarantine(shop, theirs[0], now)
+            .release_quarantine(shop, theirs[0], now, "operator")
             .await
             .unwrap(),
         None,
@@ -2666,11 +2680,11 @@ pub async fn live_quarantines_are_released_once(store: &dyn Store) {
     let later = now + time::Duration::hours(1);
     assert_eq!(
         store
-            .release_quarantine(shop, ours[0], later)
+            .release_quarantine(shop, ours[0], later, "operator")
             .await
             .unwrap()
-            .map(|q| (q.id, q.released_at)),
-        Some((again.id, Some(later)))
+            .map(|q| (q.id, q.released_at, q.released_by)),
+        Some((again.id, Some(later), Some("operator".to_owned())))
     );
     // An expired quarantine is not released: it already ended.
     let expiring = NewQuarantine {
@@ -2680,7 +2694,10 @@ pub async fn live_quarantines_are_released_once(store: &dyn Store) {
     store.add_quarantine(shop, &expiring).await.unwrap();
     assert_eq!(store.expire_quarantines(now).await.unwrap().len(), 1);
     assert_eq!(
-        store.release_quarantine(shop, ours[2], now).await.unwrap(),
+        store
+            .release_quarantine(shop, ours[2], now, "operator")
+            .await
+            .unwrap(),
         None
     );
 }

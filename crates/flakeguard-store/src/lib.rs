@@ -160,7 +160,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>>;
 
     /// Releases the test's live (proposed or active) quarantine: its state becomes
-    /// [`QuarantineState::Released`] and `released_at` is `at`. Returns it as changed, or
+    /// [`QuarantineState::Released`], `released_at` is `at` and `released_by` is `by`. Returns
+    /// it as changed, or
     /// `None` when the test (of `repo`) has no live quarantine — a repeat, a test of another
     /// repository or an unknown test. One statement, so of concurrent releases one wins.
     async fn release_quarantine(
@@ -168,6 +169,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         repo: RepoId,
         test: TestCaseId,
         at: OffsetDateTime,
+        by: &str,
     ) -> Result<Option<Quarantine>>;
 
     // ---- the scoring outbox -------------------------------------------------------------

@@ -522,6 +522,9 @@ pub struct Quarantine {
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
     pub released_at: Option<OffsetDateTime>,
+    /// Who or what released it (`token:<id>`, `operator`, `policy:auto-release`); `None`
+    /// while live and for expired quarantines.
+    pub released_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
