@@ -11,6 +11,7 @@ mod ingest;
 pub mod metrics;
 mod openapi;
 mod pagination;
+mod policy;
 mod quarantine;
 mod rate_limit;
 mod repos;
@@ -88,6 +89,7 @@ pub fn api_router(state: AppState) -> Router {
         .merge(repos::routes())
         .merge(quarantine::routes())
         .merge(github::routes())
+        .merge(policy::routes())
         .fallback(telemetry::not_found)
         .with_state(state);
     telemetry::layers(routes.merge(openapi::routes()))

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{github, health, ingest, quarantine, repos};
+use crate::{github, health, ingest, policy, quarantine, repos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,10 @@ use crate::{github, health, ingest, quarantine, repos};
         quarantine::create_quarantine,
         quarantine::release_quarantine,
         github::webhook,
+        policy::plan_quarantine,
+        policy::get_policy,
+        policy::put_policy,
+        policy::put_codeowners,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -42,6 +46,7 @@ use crate::{github, health, ingest, quarantine, repos};
         (name = "tests", description = "Tests, their status, evidence and executions"),
         (name = "runs", description = "Stored runs"),
         (name = "quarantine", description = "Quarantined tests, for runners that ignore or skip them, and their lifecycle"),
+        (name = "policy", description = "The repository's `.flakeguard.yml` settings and CODEOWNERS"),
     )
 )]
 struct ApiDoc;

@@ -15,6 +15,7 @@ use axum::http::{StatusCode, Uri};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use bytes::Bytes;
+use flakeguard_app::RepoPolicy;
 use flakeguard_core::RepoConfig;
 use flakeguard_store::{
     NewAuditEntry, NewQuarantine, Quarantine, QuarantineState, Repository, Scope, StoreError,
@@ -80,6 +81,9 @@ pub(crate) struct QuarantineBody {
     expires_at: Option<String>,
     /// When it was released; `null` while it is live.
     released_at: Option<String>,
+    /// Who or what released it (`token:<id>`, `operator`, `policy:auto-release`); `null`
+    /// while it is live and for an expired one.
+    released_by: Option<String>,
 }
 
 impl QuarantineBody {
@@ -100,6 +104,7 @@ impl QuarantineBody {
             created_at: rfc3339(q.created_at),
             expires_at: q.expires_at.map(rfc3339),
             released_at: q.released_at.map(rfc3339),
+            released_by: q.released_by,
         }
     }
 }
@@ -180,9 +185,11 @@ pub(crate) struct CreateQuarantine {
     test_id: i64,
     /// Why (shown to everyone whose CI ignores the test); 1–1000 characters.
     reason: String,
-    /// Who is expected to fix it (a team or a person); at most 200 characters.
+    /// Who is expected to fix it (a team or a person); at most 200 characters. When absent,
+    /// the first owner the repository's CODEOWNERS names for the test's file.
     owner: Option<String>,
-    /// Days until it expires, 1–365; 30 (`quarantine_duration_days`) when absent.
+    /// Days until it expires, 1–365; the repository's `quarantine_duration_days` (30 by
+    /// default) when absent.
     expires_in_days: Option<u32>,
     /// `active` (enforced at once, the default) or `proposed` (awaiting approval).
     state: Option<String>,
@@ -311,7 +318,7 @@ impl CreateRequest {
 
 /// The repository if the caller may see it and holds the `admin` scope (404 before 403, as
 /// everywhere).
-async fn administered_repo(
+pub(crate) async fn administered_repo(
     state: &AppState,
     principal: &Principal,
     owner: &str,
@@ -340,15 +347,19 @@ pub(crate) async fn create_quarantine(
     body: Bytes,
 ) -> Result<(StatusCode, Json<QuarantineBody>), ApiError> {
     let repo = administered_repo(&state, &principal, &owner, &name).await?;
-    // Until per-repository policy is stored, the defaults of `.flakeguard.yml` apply.
-    let request = CreateRequest::parse(&body, &RepoConfig::default())?;
     let store = state.store();
+    // The repository's policy: its quarantine duration, and CODEOWNERS for the owner.
+    let policy = RepoPolicy::load(store, repo.id).await?;
+    let mut request = CreateRequest::parse(&body, &policy.config)?;
     let not_found =
         || ApiError::not_found(format!("test {} not found in {}", request.test, repo.slug));
     let test = store
         .find_test(repo.id, request.test)
         .await?
         .ok_or_else(not_found)?;
+    if request.owner.is_none() {
+        request.owner = policy.owner(test.file.as_deref(), &test.key);
+    }
     let now = OffsetDateTime::now_utc();
     let actor = principal.key();
     let added = store
@@ -394,7 +405,7 @@ pub(crate) async fn create_quarantine(
             at: now,
         })
         .await?;
-    metrics::counter!("flakeguard_quarantine_changes_total", "change" => "created").increment(1);
+    flakeguard_app::quarantine::count_change("created", 1);
     Ok((
         StatusCode::CREATED,
         Json(QuarantineBody::new(added, test.key, test.file)),
@@ -423,11 +434,11 @@ pub(crate) async fn release_quarantine(
     let id = TestCaseId(test_id.parse().map_err(|_| not_found())?);
     let store = state.store();
     let now = OffsetDateTime::now_utc();
+    let actor = principal.key();
     let released = store
-        .release_quarantine(repo.id, id, now)
+        .release_quarantine(repo.id, id, now, &actor)
         .await?
         .ok_or_else(not_found)?;
-    let actor = principal.key();
     store
         .audit(&NewAuditEntry {
             org: Some(repo.org),
@@ -442,7 +453,7 @@ pub(crate) async fn release_quarantine(
             at: now,
         })
         .await?;
-    metrics::counter!("flakeguard_quarantine_changes_total", "change" => "released").increment(1);
+    flakeguard_app::quarantine::count_change("released", 1);
     let test = store.find_test(repo.id, id).await?.ok_or_else(not_found)?;
     Ok(Json(QuarantineBody::new(released, test.key, test.file)))
 }
@@ -470,6 +481,7 @@ mod tests {
             created_at: now - Duration::days(3),
             expires_at,
             released_at: None,
+            released_by: None,
         };
         assert!(applies(&q(None), now));
         assert!(applies(&q(Some(now + Duration::hours(1))), now));

@@ -50,6 +50,8 @@ on_both_backends!(
     quarantine_list,
     quarantine_lifecycle,
     openapi_and_swagger_ui,
+    policy_is_read_validated_and_replaced,
+    quarantine_plan_and_codeowners,
 );
 
 fn error_code(body: &Value) -> &str {
@@ -1162,6 +1164,7 @@ async fn quarantine_lifecycle(app: &TestApp) {
         (created["id"].clone(), Some("released"))
     );
     assert!(released["released_at"].is_string());
+    assert_eq!(released["released_by"], creator.as_str());
     for path in [
         release(refund),
         release(other),
@@ -1237,6 +1240,9 @@ async fn openapi_and_swagger_ui(app: &TestApp) {
         "/api/v1/repos/{owner}/{repo}/runs/{run_id}",
         "/api/v1/repos/{owner}/{repo}/quarantine",
         "/api/v1/repos/{owner}/{repo}/quarantine/{test_id}",
+        "/api/v1/repos/{owner}/{repo}/quarantine/plan",
+        "/api/v1/repos/{owner}/{repo}/policy",
+        "/api/v1/repos/{owner}/{repo}/codeowners",
     ] {
         assert!(
             doc["paths"][path].is_object(),
@@ -1434,4 +1440,379 @@ async fn readiness_reports_a_lost_database() {
         "answers, does not hang"
     );
     app.finish().await;
+}
+
+/// Sends a raw body with a content type; returns the status and the JSON answer.
+async fn send_text(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Value) {
+    let response = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+async fn policy_is_read_validated_and_replaced(app: &TestApp) {
+    use reqwest::Method;
+
+    let path = "/api/v1/repos/acme/shop/policy";
+    // Nothing stored: the defaults, every key.
+    let (status, body) = app.get_json(path, &app.tokens.acme_read).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source"], "default");
+    assert!(body["updated_at"].is_null() && body["updated_by"].is_null() && body["text"].is_null());
+    let settings = &body["settings"];
+    assert_eq!(settings["flaky_threshold"], 0.6);
+    assert_eq!(settings["lookback_days"], 7);
+    assert_eq!(settings["auto_quarantine_enabled"], false);
+    assert_eq!(settings["quarantine_duration_days"], 30);
+    assert_eq!(settings["release_after_clean_runs"], 10);
+    assert_eq!(settings["team_overrides"], serde_json::json!({}));
+    assert!(settings["default_branch"].is_null());
+
+    // Every problem at once, with its key path and position; nothing stored.
+    let bad =
+        "flaky_threshold: 1.5\nwarn_treshold: 0.2\nteam_overrides:\n  payments:\n    colour: red\n";
+    let (status, body) = send_text(
+        app,
+        Method::PUT,
+        path,
+        &app.tokens.acme,
+        "application/yaml",
+        bad,
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_policy"),
+        "{body}"
+    );
+    let problems: Vec<(String, i64)> = body["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_owned(),
+                p["line"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        vec![
+            ("flaky_threshold".to_owned(), 1),
+            ("warn_treshold".to_owned(), 2),
+            ("team_overrides.payments.colour".to_owned(), 5),
+        ]
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2:1: warn_treshold: unknown key"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get_json(path, &app.tokens.acme).await.1["source"],
+        "default"
+    );
+
+    // Scope and tenancy.
+    let good = "# stricter for now\nflaky_threshold: 0.8\nauto_quarantine_enabled: true\n";
+    let (status, body) = send_text(
+        app,
+        Method::PUT,
+        path,
+        &app.tokens.acme_read,
+        "application/yaml",
+        good,
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    let (status, body) = send_text(
+        app,
+        Method::PUT,
+        path,
+        &app.tokens.globex,
+        "application/yaml",
+        good,
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, _) = app
+        .get_json("/api/v1/repos/acme/shop/policy", &app.tokens.globex)
+        .await;
+    assert_eq!(status, 404);
+
+    // Stored as written; the answer is the effective settings.
+    let (status, body) = send_text(
+        app,
+        Method::PUT,
+        path,
+        &app.tokens.acme,
+        "application/yaml",
+        good,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source"], "api");
+    assert_eq!(body["text"], good);
+    assert_eq!(body["settings"]["flaky_threshold"], 0.8);
+    assert_eq!(body["settings"]["warn_threshold"], 0.3, "defaults filled");
+    assert_eq!(body["settings"]["auto_quarantine_enabled"], true);
+    let updater = body["updated_by"].as_str().unwrap().to_owned();
+    assert!(updater.starts_with("token:"), "{updater}");
+    assert!(body["updated_at"].is_string());
+    let (_, read) = app.get_json(path, &app.tokens.acme_read).await;
+    assert_eq!(read["settings"], body["settings"]);
+    assert_eq!(read["text"], good);
+    let (_, other) = app
+        .get_json("/api/v1/repos/acme/api/policy", &app.tokens.acme)
+        .await;
+    assert_eq!(other["source"], "default", "per repository");
+
+    // The same settings as JSON; a JSON mistake names its key.
+    let (status, body) = app
+        .send_json(
+            Method::PUT,
+            path,
+            API_KEY,
+            Some(&serde_json::json!({
+                "min_occurrences": 8,
+                "team_overrides": {"payments": {"paths": ["tests/pay/**"], "flaky_threshold": 0.9}}
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["updated_by"], "operator");
+    assert_eq!(body["settings"]["min_occurrences"], 8);
+    assert_eq!(
+        body["settings"]["flaky_threshold"], 0.6,
+        "a PUT replaces the whole policy"
+    );
+    assert_eq!(
+        body["settings"]["team_overrides"]["payments"]["flaky_threshold"],
+        0.9
+    );
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("min_occurrences: 8"),
+        "{body}"
+    );
+    let (status, body) = app
+        .send_json(
+            Method::PUT,
+            path,
+            API_KEY,
+            Some(&serde_json::json!({"lookback_days": "two weeks", "colour": 1})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "invalid_policy"),
+        "{body}"
+    );
+    let paths: Vec<&str> = body["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2, "{body}");
+    assert!(
+        paths.contains(&"lookback_days") && paths.contains(&"colour"),
+        "{body}"
+    );
+    let (status, body) = app
+        .send_json(Method::PUT, path, API_KEY, Some(&serde_json::json!([1])))
+        .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid_body"), "{body}");
+    let (status, body) =
+        send_text(app, Method::PUT, path, API_KEY, "application/xml", "<x/>").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (415, "unsupported_media_type"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get_json(path, &app.tokens.acme).await.1["settings"]["min_occurrences"],
+        8
+    );
+
+    // Each stored change is audited, by who made it.
+    let audit = app.store.list_audit(app.acme, 100).await.unwrap();
+    let changes: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .filter(|e| e.action == "policy.updated")
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.target.as_str()))
+        .rev()
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("policy.updated", updater.as_str(), "acme/shop"),
+            ("policy.updated", "operator", "acme/shop"),
+        ]
+    );
+}
+
+async fn quarantine_plan_and_codeowners(app: &TestApp) {
+    use reqwest::Method;
+    use serde_json::json;
+
+    // `refund` passes only on retry in three of six runs; `charge` always passes.
+    for i in 0..6 {
+        let refund = if i % 2 == 0 { "flaky" } else { "pass" };
+        let (status, body) = app
+            .ingest(
+                &format!("repo=acme/shop&run_id=plan{i}"),
+                &app.tokens.acme,
+                &junit(&[
+                    ("tests/test_pay.py", "refund", refund),
+                    ("tests/test_pay.py", "charge", "pass"),
+                ]),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let plan = "/api/v1/repos/acme/shop/quarantine/plan";
+    let ask = |body: Option<Value>| async move {
+        app.send_json(Method::POST, plan, &app.tokens.acme_read, body.as_ref())
+            .await
+    };
+    let (status, body) = ask(None).await;
+    assert_eq!(status, 200, "{body}");
+    let candidates = body["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 1, "{body}");
+    let refund = &candidates[0];
+    assert!(
+        refund["key"].as_str().unwrap().ends_with("refund"),
+        "{refund}"
+    );
+    assert_eq!(refund["status"], "flaky");
+    assert_eq!(refund["recommendation"], "quarantine");
+    assert_eq!(refund["already_quarantined"], false);
+    assert!(refund["owner"].is_null());
+    assert!(refund["probability"].as_f64().unwrap() >= 0.6);
+    let reasons = refund["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("flaky_threshold 0.6")),
+        "{refund}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("retry evidence")),
+        "{refund}"
+    );
+    assert_eq!(body["policy"]["flaky_threshold"], 0.6);
+    let refund_id = refund["test_id"].as_i64().unwrap();
+
+    // Overrides: each replaces its key for the plan only; bad ones are named.
+    let (_, body) = ask(Some(json!({"policy": {"min_occurrences": 100}}))).await;
+    assert_eq!(body["candidates"], json!([]), "{body}");
+    assert_eq!(body["policy"]["min_occurrences"], 100);
+    let (_, body) = ask(Some(json!({"policy": {"exempted_tests": ["refund"]}}))).await;
+    assert_eq!(body["candidates"], json!([]), "{body}");
+    let (_, body) = ask(Some(json!({"lookback_days": 30}))).await;
+    assert_eq!(body["candidates"].as_array().unwrap().len(), 1);
+    assert_eq!(body["policy"]["lookback_days"], 30);
+    for bad in [
+        json!({"lookback_days": 0}),
+        json!({"colour": 1}),
+        json!({"policy": {"flaky_threshold": 2}}),
+    ] {
+        let (status, body) = ask(Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    assert_eq!(
+        app.get_json("/api/v1/repos/acme/shop/policy", &app.tokens.acme)
+            .await
+            .1["source"],
+        "default"
+    );
+
+    // CODEOWNERS through the API: admin only; skipped lines listed with their numbers.
+    let codeowners = "/api/v1/repos/acme/shop/codeowners";
+    let text = "* @acme/everyone\ntests/ @acme/qa @alice\nsrc/[ab].rs @x\n";
+    let (status, body) = send_text(
+        app,
+        Method::PUT,
+        codeowners,
+        &app.tokens.acme_read,
+        "text/plain",
+        text,
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    let (status, body) = send_text(
+        app,
+        Method::PUT,
+        codeowners,
+        &app.tokens.acme,
+        "text/plain",
+        text,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["rules"].as_i64(), body["source"].as_str()),
+        (Some(2), Some("api"))
+    );
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(body["errors"][0]["line"], 3);
+    let (_, policy) = app
+        .get_json("/api/v1/repos/acme/shop/policy", &app.tokens.acme)
+        .await;
+    assert_eq!(policy["codeowners"]["rules"], 2);
+    let (_, body) = ask(None).await;
+    assert_eq!(body["candidates"][0]["owner"], "@acme/qa", "{body}");
+
+    // The plan changes nothing; a quarantine without an owner takes CODEOWNERS's.
+    assert!(
+        app.store
+            .live_quarantines(app.shop)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (status, created) = app
+        .send_json(
+            Method::POST,
+            "/api/v1/repos/acme/shop/quarantine",
+            &app.tokens.acme,
+            Some(&json!({"test_id": refund_id, "reason": "flaky"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["owner"], "@acme/qa");
+    let (_, body) = ask(None).await;
+    assert_eq!(body["candidates"][0]["already_quarantined"], true);
+    let audit = app.store.list_audit(app.acme, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "codeowners.updated" && e.target == "acme/shop")
+    );
 }

@@ -177,6 +177,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_completed_workflow_run_gets_a_check_run_and_a_pr_comment,
+    the_policy_file_of_the_default_branch_is_read_and_used,
     the_check_run_buttons_quarantine_open_issues_and_rerun,
     hostile_artifacts_and_a_failing_github_are_survived,
     installations_register_and_unregister_repositories,
@@ -285,6 +286,81 @@ async fn a_completed_workflow_run_gets_a_check_run_and_a_pr_comment(backend: Bac
     env.app.finish().await;
 }
 
+async fn the_policy_file_of_the_default_branch_is_read_and_used(backend: Backend) {
+    let env = env(backend, true).await;
+    // The fixture run is on `master`, the repository's default branch.
+    let policy = "artifact_patterns: [\"custom-reports*\"]\nquarantine_duration_days: 12\n";
+    env.fake
+        .put_file(OWNER, REPO, ".flakeguard.yml", HEAD, policy);
+    env.fake.put_file(
+        OWNER,
+        REPO,
+        ".github/CODEOWNERS",
+        HEAD,
+        "*.py @octo-org/python\n",
+    );
+    let report = fixture("junit/pytest/mikepenz-ajr__flaky_success_first.xml");
+    // Matches the default patterns but not the repository's: left alone.
+    env.fake.add_artifact(
+        OWNER,
+        REPO,
+        RUN_ID,
+        "junit",
+        zip_archive(&[("a.xml", &report)]),
+    );
+    env.fake.add_artifact(
+        OWNER,
+        REPO,
+        RUN_ID,
+        "custom-reports-linux",
+        zip_archive(&[("b.xml", &report)]),
+    );
+    let done = env.deliver("workflow_run", env.workflow_run()).await;
+    assert_eq!(done.status, DeliveryStatus::Processed, "{done:?}");
+    let repo = env.repo().await;
+    assert_eq!(repo.default_branch, "master", "followed from the payload");
+    let runs = env.app.store.runs_for_commit(repo.id, HEAD).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.job.as_str()).collect::<Vec<_>>(),
+        vec!["custom-reports-linux"],
+        "the repository's artifact patterns chose"
+    );
+    let stored = env.app.store.repo_policy(repo.id).await.unwrap().unwrap();
+    assert_eq!(stored.source.as_deref(), Some(policy));
+    assert_eq!(stored.origin, Some(flakeguard_store::PolicyOrigin::File));
+    assert_eq!(stored.commit.as_deref(), Some(HEAD));
+    assert_eq!(
+        stored.codeowners.as_deref(),
+        Some("*.py @octo-org/python\n")
+    );
+    assert_eq!(
+        stored.codeowners_source.as_deref(),
+        Some(format!("file:.github/CODEOWNERS@{HEAD}").as_str())
+    );
+    // Delivered again for the same commit: the files are not read again.
+    let reads = |env: &Env| {
+        env.fake
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/contents/"))
+            .count()
+    };
+    let before = reads(&env);
+    env.deliver("workflow_run", env.workflow_run()).await;
+    assert_eq!(reads(&env), before, "cached for the commit");
+    // A run of another branch does not read them: a pull request cannot loosen its policy.
+    let branch = payload(
+        "github-webhooks/workflow_run/completed.with-pull-requests.payload.json",
+        |v| {
+            v["workflow_run"]["head_branch"] = "feature".into();
+            v["workflow_run"]["head_sha"] = "f".repeat(40).into();
+        },
+    );
+    env.deliver("workflow_run", branch).await;
+    assert_eq!(reads(&env), before);
+    env.app.finish().await;
+}
+
 /// History in which `shop.cart::total` passes on retry now and then: judged flaky.
 async fn flaky_history(env: &Env) -> Repository {
     let now = OffsetDateTime::now_utc();
@@ -334,14 +410,9 @@ async fn flaky_history(env: &Env) -> Repository {
         .await
         .unwrap();
     }
-    flakeguard_app::rescore(
-        &*env.app.store,
-        repo.id,
-        &flakeguard_core::Policy::default(),
-        now,
-    )
-    .await
-    .unwrap();
+    flakeguard_app::rescore(&*env.app.store, repo.id, now)
+        .await
+        .unwrap();
     let flaky = env
         .app
         .store
@@ -455,7 +526,12 @@ async fn the_check_run_buttons_quarantine_open_issues_and_rerun(backend: Backend
     // first to have one.)
     env.app
         .store
-        .release_quarantine(repo.id, live[0].0.test, OffsetDateTime::now_utc())
+        .release_quarantine(
+            repo.id,
+            live[0].0.test,
+            OffsetDateTime::now_utc(),
+            "user:test",
+        )
         .await
         .unwrap();
     env.deliver("check_run", button("open_issues")).await;

@@ -9,6 +9,8 @@
 pub mod github;
 pub mod ingest;
 pub mod jobs;
+pub mod policy;
+pub mod quarantine;
 pub mod rescore;
 pub mod settings;
 pub mod tokens;
@@ -17,5 +19,6 @@ pub use ingest::{
     FailureStatus, FailureVerdict, IngestError, IngestResult, ReportFile, ReportVerdict, RunMeta,
     Timings, ingest_reports, report_verdict,
 };
-pub use rescore::{Rescored, derived_state, rescore};
+pub use policy::{PolicySource, RepoPolicy, effective_config};
+pub use rescore::{Rescored, derived_state, rescore, rescore_with};
 pub use settings::{Environment, GitHubSettings, LogLevel, Secret, Settings, SettingsError};

@@ -1,9 +1,11 @@
 //! Recomputing a repository's derived test state from its stored history (history is
 //! append-only, so this can always be redone).
 
-use flakeguard_core::{Policy, TestScore, score_all};
+use flakeguard_core::TestScore;
 use flakeguard_store::{DerivedState, RepoId, Store, StoreError, StoredRunId, TestCaseId};
 use time::OffsetDateTime;
+
+use crate::policy::RepoPolicy;
 
 /// Runs marked scored per rescore, at most (the worker's sweeper handles any beyond).
 const UNSCORED_BATCH: u32 = 100_000;
@@ -17,18 +19,31 @@ pub struct Rescored {
     pub broken: usize,
 }
 
-/// Scores every test of the repository over the policy's window and saves the result. Every
-/// run of the repository is then reflected in the scores, so runs still waiting for their
-/// `score_tests` job are marked scored (their jobs, if any, find nothing left to do but redo
-/// the same scores).
+/// Scores every test of the repository under its stored policy (see
+/// [`RepoPolicy::load`]) over the policy's window and saves the result. Every run of the
+/// repository is then reflected in the scores, so runs still waiting for their `score_tests`
+/// job are marked scored (their jobs, if any, find nothing left to do but redo the same
+/// scores).
 pub async fn rescore(
     store: &dyn Store,
     repo: RepoId,
-    policy: &Policy,
     now: OffsetDateTime,
 ) -> Result<Rescored, StoreError> {
-    let history = store.load_history(repo, policy.rolling_window_size).await?;
-    let scores = score_all(&history.runs, &history.tests, policy, now);
+    let policy = RepoPolicy::load(store, repo).await?;
+    rescore_with(store, repo, &policy, now).await
+}
+
+/// [`rescore`] under the given policy (`flakeguard rescore --policy FILE`).
+pub async fn rescore_with(
+    store: &dyn Store,
+    repo: RepoId,
+    policy: &RepoPolicy,
+    now: OffsetDateTime,
+) -> Result<Rescored, StoreError> {
+    let history = store
+        .load_history(repo, policy.config.policy.rolling_window_size)
+        .await?;
+    let scores = policy.score(&history, now);
     let states: Vec<DerivedState> = history
         .test_ids
         .iter()

@@ -5,6 +5,7 @@
 //! passed in, so the same history and the same `now` give the same verdicts.
 #![forbid(unsafe_code)]
 
+pub mod codeowners;
 pub mod config;
 pub mod key;
 pub mod model;
@@ -12,9 +13,12 @@ pub mod policy;
 pub mod scoring;
 pub mod signature;
 
+pub use codeowners::Codeowners;
 pub use config::RepoConfig;
 pub use key::TestKey;
 pub use model::{Execution, Outcome, Run, RunId, TestHistory};
 pub use policy::Policy;
-pub use scoring::{Evidence, EvidenceKind, Priority, Recommendation, Status, TestScore, score_all};
+pub use scoring::{
+    Evidence, EvidenceKind, Priority, Recommendation, Status, TestScore, score_all, score_all_with,
+};
 pub use signature::{normalize_message, signature, signature_hex};

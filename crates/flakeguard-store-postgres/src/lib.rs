@@ -28,6 +28,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod quarantines;
+mod repo_policies;
 mod retention;
 mod runs;
 mod test_cases;
@@ -41,11 +42,11 @@ use flakeguard_store::{
     ApiToken, AuditEntry, CheckRunRecord, Counts, DeliveryId, DeliveryStatus, DerivedState,
     FlakyIssue, Ingested, Installation, InstallationState, InstalledRepository, Migration,
     MigrationState, NewAuditEntry, NewCheckRun, NewDelivery, NewExecution, NewInstallation,
-    NewInstalledRepository, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization,
-    Page, PageRequest, PrComment, Quarantine, RegisteredInstallation, RepoId, RepoSlug, Repository,
-    Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
-    StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
-    WebhookDelivery, WorkflowJob,
+    NewInstalledRepository, NewPolicy, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId,
+    Organization, Page, PageRequest, PrComment, Quarantine, RegisteredInstallation, RepoId,
+    RepoSlug, Repository, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory,
+    StoredPolicy, StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery,
+    TokenHash, TokenId, User, UserId, WebhookDelivery, WorkflowJob,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -68,7 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../migrations/0003_outbox.sql"),
     },
-    // 4 is repository policy (another branch); versions only need to increase.
+    Migration {
+        version: 4,
+        name: "repo_policy",
+        sql: include_str!("../migrations/0004_repo_policy.sql"),
+    },
     Migration {
         version: 5,
         name: "github",
@@ -389,8 +394,9 @@ impl Store for PostgresStore {
         repo: RepoId,
         test: TestCaseId,
         at: OffsetDateTime,
+        by: &str,
     ) -> Result<Option<Quarantine>, StoreError> {
-        quarantines::release(&self.pool, repo, test, at).await
+        quarantines::release(&self.pool, repo, test, at, by).await
     }
 
     async fn unscored_runs(
@@ -600,6 +606,30 @@ impl Store for PostgresStore {
         workflow_run_id: i64,
     ) -> Result<Vec<WorkflowJob>, StoreError> {
         github::workflow_jobs(&self.pool, repo, workflow_run_id).await
+    }
+
+    // --- repository policy (issue #6)
+
+    async fn repo_policy(&self, repo: RepoId) -> Result<Option<StoredPolicy>, StoreError> {
+        repo_policies::find(&self.pool, repo).await
+    }
+
+    async fn put_repo_policy(
+        &self,
+        repo: RepoId,
+        policy: &NewPolicy,
+    ) -> Result<StoredPolicy, StoreError> {
+        repo_policies::put_policy(&self.pool, repo, policy).await
+    }
+
+    async fn put_codeowners(
+        &self,
+        repo: RepoId,
+        text: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<StoredPolicy, StoreError> {
+        repo_policies::put_codeowners(&self.pool, repo, text, source, at).await
     }
 }
 

@@ -20,22 +20,23 @@ const ADD: &str = "INSERT INTO quarantines (test_case_id, state, reason, owner, 
                                             created_at, expires_at)
     SELECT id, $3, $4, $5, $6, $7, $8 FROM test_cases WHERE id = $1 AND repo_id = $2
     RETURNING id, test_case_id, state, reason, owner, created_by, created_at, expires_at,
-              released_at";
+              released_at, released_by";
 
 const LIVE: &str = "SELECT q.id, q.test_case_id, q.state, q.reason, q.owner, q.created_by,
-        q.created_at, q.expires_at, q.released_at, t.scope, t.classname, t.name, t.variant
+        q.created_at, q.expires_at, q.released_at, q.released_by, t.scope, t.classname, t.name, t.variant
     FROM quarantines q JOIN test_cases t ON t.id = q.test_case_id
     WHERE t.repo_id = $1 AND q.state IN ('proposed', 'active')
     ORDER BY q.created_at, q.id";
 
 /// Releases the live quarantine of test $1 of repository $2 at $3. One statement: of
 /// concurrent releases, one changes the row and the others find it no longer live.
-const RELEASE: &str = "UPDATE quarantines q SET state = 'released', released_at = $3
+const RELEASE: &str = "UPDATE quarantines q SET state = 'released', released_at = $3,
+        released_by = $4
     FROM test_cases t
     WHERE t.id = q.test_case_id AND q.test_case_id = $1 AND t.repo_id = $2
       AND q.state IN ('proposed', 'active')
     RETURNING q.id, q.test_case_id, q.state, q.reason, q.owner, q.created_by, q.created_at,
-              q.expires_at, q.released_at";
+              q.expires_at, q.released_at, q.released_by";
 
 /// Ends the live quarantines expired at $1, returning them (as changed) with their tests'
 /// repositories. One statement: a quarantine is ended once, whoever else expires them
@@ -44,7 +45,7 @@ const EXPIRE: &str = "UPDATE quarantines q SET state = 'expired', released_at = 
     FROM test_cases t
     WHERE t.id = q.test_case_id AND q.state IN ('proposed', 'active') AND q.expires_at <= $1
     RETURNING q.id, q.test_case_id, q.state, q.reason, q.owner, q.created_by, q.created_at,
-              q.expires_at, q.released_at, t.repo_id";
+              q.expires_at, q.released_at, q.released_by, t.repo_id";
 
 fn quarantine(row: &PgRow) -> Result<Quarantine, StoreError> {
     let state: String = row.try_get("state").map_err(map)?;
@@ -62,6 +63,7 @@ fn quarantine(row: &PgRow) -> Result<Quarantine, StoreError> {
             created_at: row.try_get("created_at")?,
             expires_at: row.try_get("expires_at")?,
             released_at: row.try_get("released_at")?,
+            released_by: row.try_get("released_by")?,
         })
     })()
     .map_err(map)
@@ -115,11 +117,13 @@ pub(crate) async fn release(
     repo: RepoId,
     test: TestCaseId,
     at: OffsetDateTime,
+    by: &str,
 ) -> Result<Option<Quarantine>, StoreError> {
     sqlx::query(RELEASE)
         .bind(test.0)
         .bind(repo.0)
         .bind(at)
+        .bind(by)
         .fetch_optional(pool)
         .await
         .map_err(map)?

@@ -27,6 +27,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod quarantines;
+mod repo_policies;
 mod retention;
 mod runs;
 mod tenants;
@@ -43,11 +44,11 @@ use flakeguard_store::{
     ApiToken, AuditEntry, CheckRunRecord, Counts, DeliveryId, DeliveryStatus, DerivedState,
     FlakyIssue, Ingested, Installation, InstallationState, InstalledRepository, MigrationState,
     NewAuditEntry, NewCheckRun, NewDelivery, NewExecution, NewInstallation, NewInstalledRepository,
-    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page, PageRequest,
-    PrComment, Quarantine, RegisteredInstallation, RepoId, RepoSlug, Repository, Result, Role,
-    RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
-    StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId, User, UserId,
-    WebhookDelivery, WorkflowJob,
+    NewPolicy, NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, Organization, Page,
+    PageRequest, PrComment, Quarantine, RegisteredInstallation, RepoId, RepoSlug, Repository,
+    Result, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredPolicy,
+    StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId,
+    User, UserId, WebhookDelivery, WorkflowJob,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -322,8 +323,9 @@ impl Store for SqliteStore {
         repo: RepoId,
         test: TestCaseId,
         at: OffsetDateTime,
+        by: &str,
     ) -> Result<Option<Quarantine>> {
-        self.release_quarantine_impl(repo, test, at).await
+        self.release_quarantine_impl(repo, test, at, by).await
     }
 
     async fn unscored_runs(
@@ -513,5 +515,25 @@ impl Store for SqliteStore {
 
     async fn workflow_jobs(&self, repo: RepoId, workflow_run_id: i64) -> Result<Vec<WorkflowJob>> {
         self.workflow_jobs_impl(repo, workflow_run_id).await
+    }
+
+    // --- repository policy (issue #6)
+
+    async fn repo_policy(&self, repo: RepoId) -> Result<Option<StoredPolicy>> {
+        self.repo_policy_impl(repo).await
+    }
+
+    async fn put_repo_policy(&self, repo: RepoId, policy: &NewPolicy) -> Result<StoredPolicy> {
+        self.put_repo_policy_impl(repo, policy).await
+    }
+
+    async fn put_codeowners(
+        &self,
+        repo: RepoId,
+        text: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<StoredPolicy> {
+        self.put_codeowners_impl(repo, text, source, at).await
     }
 }

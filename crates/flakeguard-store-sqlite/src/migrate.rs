@@ -29,7 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../migrations/0003_outbox.sql"),
     },
-    // 4 is repository policy (another branch); versions only need to increase.
+    Migration {
+        version: 4,
+        name: "repo_policy",
+        sql: include_str!("../migrations/0004_repo_policy.sql"),
+    },
     Migration {
         version: 5,
         name: "github",

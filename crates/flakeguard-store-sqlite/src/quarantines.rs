@@ -25,6 +25,7 @@ type QuarantineRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<String>,
 );
 
 /// The columns [`quarantine`] reads, each prefixed with `$q` (`""` or `"q."`), as a literal
@@ -49,7 +50,9 @@ macro_rules! quarantine_columns {
             $q,
             "expires_at, ",
             $q,
-            "released_at"
+            "released_at, ",
+            $q,
+            "released_by"
         )
     };
 }
@@ -65,6 +68,7 @@ type ExpiredRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<String>,
     i64,
 );
 
@@ -79,6 +83,7 @@ type LiveRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<String>,
     String,
     String,
     String,
@@ -86,7 +91,18 @@ type LiveRow = (
 );
 
 fn quarantine(row: QuarantineRow) -> Result<Quarantine> {
-    let (id, test, state, reason, owner, created_by, created_at, expires_at, released_at) = row;
+    let (
+        id,
+        test,
+        state,
+        reason,
+        owner,
+        created_by,
+        created_at,
+        expires_at,
+        released_at,
+        released_by,
+    ) = row;
     Ok(Quarantine {
         id: QuarantineId(id),
         test: TestCaseId(test),
@@ -98,6 +114,7 @@ fn quarantine(row: QuarantineRow) -> Result<Quarantine> {
         created_at: from_micros(created_at)?,
         expires_at: from_micros_opt(expires_at)?,
         released_at: from_micros_opt(released_at)?,
+        released_by,
     })
 }
 
@@ -143,17 +160,19 @@ impl SqliteStore {
         repo: RepoId,
         test: TestCaseId,
         at: OffsetDateTime,
+        by: &str,
     ) -> Result<Option<Quarantine>> {
         // One statement: of concurrent releases, one changes the row and the others find it
         // no longer live.
         let row: Option<QuarantineRow> = sqlx::query_as(concat!(
-            "UPDATE quarantines SET state = 'released', released_at = ?
+            "UPDATE quarantines SET state = 'released', released_at = ?, released_by = ?
              WHERE test_case_id = ? AND state IN ('proposed', 'active')
                AND test_case_id IN (SELECT id FROM test_cases WHERE repo_id = ?)
              RETURNING ",
             quarantine_columns!("")
         ))
         .bind(to_micros(at))
+        .bind(by)
         .bind(test.0)
         .bind(repo.0)
         .fetch_optional(&self.writer)
@@ -182,9 +201,19 @@ impl SqliteStore {
         let mut expired = rows
             .into_iter()
             .map(
-                |(id, test, state, reason, owner, by, at, expires, released, repo)| {
-                    let quarantine =
-                        quarantine((id, test, state, reason, owner, by, at, expires, released))?;
+                |(id, test, state, reason, owner, by, at, expires, released, released_by, repo)| {
+                    let quarantine = quarantine((
+                        id,
+                        test,
+                        state,
+                        reason,
+                        owner,
+                        by,
+                        at,
+                        expires,
+                        released,
+                        released_by,
+                    ))?;
                     Ok((quarantine, RepoId(repo)))
                 },
             )
@@ -221,13 +250,24 @@ impl SqliteStore {
                     at,
                     expires,
                     released,
+                    released_by,
                     scope,
                     classname,
                     name,
                     variant,
                 )| {
-                    let quarantine =
-                        quarantine((id, test, state, reason, owner, by, at, expires, released))?;
+                    let quarantine = quarantine((
+                        id,
+                        test,
+                        state,
+                        reason,
+                        owner,
+                        by,
+                        at,
+                        expires,
+                        released,
+                        released_by,
+                    ))?;
                     let key = TestKey {
                         scope,
                         classname,

@@ -10,10 +10,11 @@ use time::macros::datetime;
 
 use crate::{
     AccountType, DeliveryId, DeliveryStatus, DerivedState, InstallationState, NewAuditEntry,
-    NewCheckRun, NewDelivery, NewExecution, NewInstallation, NewInstalledRepository, NewQuarantine,
-    NewRun, NewTestCase, NewToken, OrgId, PageRequest, Quarantine, QuarantineState, RepoId,
-    RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory, StoredRun, StoredRunId,
-    StoredTest, TestCaseId, TestFilter, TestQuery, TestSort, WebhookDelivery, WorkflowJob,
+    NewCheckRun, NewDelivery, NewExecution, NewInstallation, NewInstalledRepository, NewPolicy,
+    NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, PolicyOrigin, Quarantine,
+    QuarantineState, RepoId, RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory,
+    StoredRun, StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort,
+    WebhookDelivery, WorkflowJob,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -64,6 +65,7 @@ macro_rules! conformance_tests {
             flaky_issues_are_saved_once_per_test,
             workflow_jobs_never_move_backwards,
             racing_workers_agree_on_one_check_run_and_one_installation,
+            repository_policies_are_stored_per_repository,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -2695,41 +2697,55 @@ pub async fn live_quarantines_are_released_once(store: &dyn Store) {
         .await
         .unwrap();
 
-    let released = store.release_quarantine(shop, ours[0], now).await.unwrap();
+    assert_eq!(active.released_by, None, "live: released by no one");
+    let released = store
+        .release_quarantine(shop, ours[0], now, "token:7")
+        .await
+        .unwrap();
     assert_eq!(
         released,
         Some(Quarantine {
             state: QuarantineState::Released,
             released_at: Some(now),
+            released_by: Some("token:7".to_owned()),
             ..active.clone()
         })
     );
     assert_eq!(
-        store.release_quarantine(shop, ours[0], now).await.unwrap(),
+        store
+            .release_quarantine(shop, ours[0], now, "operator")
+            .await
+            .unwrap(),
         None,
         "a second release finds nothing live"
     );
-    let released = store.release_quarantine(shop, ours[1], now).await.unwrap();
+    let released = store
+        .release_quarantine(shop, ours[1], now, "operator")
+        .await
+        .unwrap();
     assert_eq!(
         released.map(|q| (q.id, q.state)),
         Some((proposed.id, QuarantineState::Released)),
         "a proposed quarantine is released too"
     );
     assert_eq!(
-        store.release_quarantine(shop, ours[2], now).await.unwrap(),
+        store
+            .release_quarantine(shop, ours[2], now, "operator")
+            .await
+            .unwrap(),
         None,
         "a test never quarantined"
     );
     assert_eq!(
         store
-            .release_quarantine(shop, TestCaseId(i64::MAX), now)
+            .release_quarantine(shop, TestCaseId(i64::MAX), now, "operator")
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .release_quarantine(shop, theirs[0], now)
+            .release_quarantine(shop, theirs[0], now, "operator")
             .await
             .unwrap(),
         None,
@@ -2763,11 +2779,11 @@ pub async fn live_quarantines_are_released_once(store: &dyn Store) {
     let later = now + time::Duration::hours(1);
     assert_eq!(
         store
-            .release_quarantine(shop, ours[0], later)
+            .release_quarantine(shop, ours[0], later, "operator")
             .await
             .unwrap()
-            .map(|q| (q.id, q.released_at)),
-        Some((again.id, Some(later)))
+            .map(|q| (q.id, q.released_at, q.released_by)),
+        Some((again.id, Some(later), Some("operator".to_owned())))
     );
     // An expired quarantine is not released: it already ended.
     let expiring = NewQuarantine {
@@ -2777,7 +2793,10 @@ pub async fn live_quarantines_are_released_once(store: &dyn Store) {
     store.add_quarantine(shop, &expiring).await.unwrap();
     assert_eq!(store.expire_quarantines(now).await.unwrap().len(), 1);
     assert_eq!(
-        store.release_quarantine(shop, ours[2], now).await.unwrap(),
+        store
+            .release_quarantine(shop, ours[2], now, "operator")
+            .await
+            .unwrap(),
         None
     );
 }
@@ -3371,4 +3390,131 @@ pub async fn racing_workers_agree_on_one_check_run_and_one_installation(store: &
         store.installed_repositories(957_387).await.unwrap().len(),
         2
     );
+}
+
+pub async fn repository_policies_are_stored_per_repository(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let api = repo(store, "acme/api").await;
+    assert_eq!(
+        store.repo_policy(shop).await.unwrap(),
+        None,
+        "nothing stored yet"
+    );
+
+    // A policy through the API, as written.
+    let yaml = "# strict\nflaky_threshold: 0.8\n";
+    let stored = store
+        .put_repo_policy(
+            shop,
+            &NewPolicy {
+                source: yaml.to_owned(),
+                origin: PolicyOrigin::Api,
+                commit: None,
+                updated_at: at(1),
+                updated_by: "token:7".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.repo, shop);
+    assert_eq!(stored.source.as_deref(), Some(yaml));
+    assert_eq!(stored.origin, Some(PolicyOrigin::Api));
+    assert_eq!(
+        (stored.updated_at, stored.updated_by.as_deref()),
+        (Some(at(1)), Some("token:7"))
+    );
+    assert_eq!(stored.codeowners, None);
+    assert_eq!(store.repo_policy(shop).await.unwrap(), Some(stored));
+    assert_eq!(
+        store.repo_policy(api).await.unwrap(),
+        None,
+        "per repository"
+    );
+
+    // CODEOWNERS beside it keeps the policy; a new policy from the file keeps CODEOWNERS.
+    let owners = "* @acme/everyone\n/tests/payments/ @acme/payments\n";
+    let with_owners = store
+        .put_codeowners(shop, owners, "api", at(2))
+        .await
+        .unwrap();
+    assert_eq!(with_owners.source.as_deref(), Some(yaml));
+    assert_eq!(with_owners.codeowners.as_deref(), Some(owners));
+    assert_eq!(with_owners.codeowners_source.as_deref(), Some("api"));
+    assert_eq!(with_owners.codeowners_updated_at, Some(at(2)));
+    let sha = "a".repeat(40);
+    let replaced = store
+        .put_repo_policy(
+            shop,
+            &NewPolicy {
+                source: String::new(),
+                origin: PolicyOrigin::File,
+                commit: Some(sha.clone()),
+                updated_at: at(3),
+                updated_by: "github".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.source.as_deref(),
+        Some(""),
+        "an empty file is a policy"
+    );
+    assert_eq!(replaced.origin, Some(PolicyOrigin::File));
+    assert_eq!(replaced.commit.as_deref(), Some(sha.as_str()));
+    assert_eq!(replaced.codeowners.as_deref(), Some(owners));
+    assert_eq!(
+        store.repo_policy(shop).await.unwrap(),
+        Some(replaced.clone())
+    );
+    // Back to the API: the commit goes with the file.
+    let again = store
+        .put_repo_policy(
+            shop,
+            &NewPolicy {
+                source: yaml.to_owned(),
+                origin: PolicyOrigin::Api,
+                commit: None,
+                updated_at: at(4),
+                updated_by: "operator".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.commit, again.updated_at), (None, Some(at(4))));
+
+    // CODEOWNERS alone: a row without a policy.
+    let only = store
+        .put_codeowners(api, "*.rs @rust\n", "file:.github/CODEOWNERS@abc", at(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (only.source, only.origin, only.updated_at),
+        (None, None, None)
+    );
+    assert_eq!(only.codeowners.as_deref(), Some("*.rs @rust\n"));
+
+    // Unknown repositories are not found and nothing is written.
+    let missing = RepoId(shop.0.max(api.0) + 1000);
+    let err = store
+        .put_repo_policy(
+            missing,
+            &NewPolicy {
+                source: yaml.to_owned(),
+                origin: PolicyOrigin::Api,
+                commit: None,
+                updated_at: at(6),
+                updated_by: "x".to_owned(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let err = store
+        .put_codeowners(missing, "* @x\n", "api", at(6))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert_eq!(store.repo_policy(missing).await.unwrap(), None);
 }

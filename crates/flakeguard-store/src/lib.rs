@@ -174,7 +174,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn live_quarantines(&self, repo: RepoId) -> Result<Vec<(Quarantine, TestKey)>>;
 
     /// Releases the test's live (proposed or active) quarantine: its state becomes
-    /// [`QuarantineState::Released`] and `released_at` is `at`. Returns it as changed, or
+    /// [`QuarantineState::Released`], `released_at` is `at` and `released_by` is `by`. Returns
+    /// it as changed, or
     /// `None` when the test (of `repo`) has no live quarantine — a repeat, a test of another
     /// repository or an unknown test. One statement, so of concurrent releases one wins.
     async fn release_quarantine(
@@ -182,6 +183,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         repo: RepoId,
         test: TestCaseId,
         at: OffsetDateTime,
+        by: &str,
     ) -> Result<Option<Quarantine>>;
 
     // ---- the scoring outbox -------------------------------------------------------------
@@ -404,4 +406,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The jobs of a workflow run, by attempt then job id.
     async fn workflow_jobs(&self, repo: RepoId, workflow_run_id: i64) -> Result<Vec<WorkflowJob>>;
+
+    // --- repository policy (issue #6)
+
+    /// The repository's stored policy and CODEOWNERS, `None` when neither was ever stored
+    /// (the defaults apply). One read: the score job calls it once per job.
+    async fn repo_policy(&self, repo: RepoId) -> Result<Option<StoredPolicy>>;
+
+    /// Stores the repository's policy, replacing any before it (its CODEOWNERS is kept).
+    /// Returns what is now stored. [`StoreError::NotFound`] when there is no such repository.
+    async fn put_repo_policy(&self, repo: RepoId, policy: &NewPolicy) -> Result<StoredPolicy>;
+
+    /// Stores the repository's CODEOWNERS text (as written; the reader parses it), replacing
+    /// any before it (its policy is kept). `source` says where it came from (`api`,
+    /// `file:.github/CODEOWNERS@<sha>`). [`StoreError::NotFound`] when there is no such
+    /// repository.
+    async fn put_codeowners(
+        &self,
+        repo: RepoId,
+        text: &str,
+        source: &str,
+        at: OffsetDateTime,
+    ) -> Result<StoredPolicy>;
 }

@@ -522,6 +522,9 @@ pub struct Quarantine {
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
     pub released_at: Option<OffsetDateTime>,
+    /// Who or what released it (`token:<id>`, `operator`, `policy:auto-release`); `None`
+    /// while live and for expired quarantines.
+    pub released_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -702,4 +705,62 @@ mod tests {
         );
         assert_eq!(scopes_from_text("read,future"), vec![Scope::Read]);
     }
+}
+
+/// Where a repository's stored policy came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// `PUT /api/v1/repos/{owner}/{repo}/policy`.
+    Api,
+    /// The repository's `.flakeguard.yml`, read at a commit.
+    File,
+}
+
+impl PolicyOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyOrigin::Api => "api",
+            PolicyOrigin::File => "file",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "api" => Some(PolicyOrigin::Api),
+            "file" => Some(PolicyOrigin::File),
+            _ => None,
+        }
+    }
+}
+
+/// A repository's policy to store (replacing the one stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPolicy {
+    /// The policy's YAML as written (validated by the caller).
+    pub source: String,
+    pub origin: PolicyOrigin,
+    /// The commit the file was read at ([`PolicyOrigin::File`]).
+    pub commit: Option<String>,
+    pub updated_at: OffsetDateTime,
+    /// Who stored it: `token:<id>`, `operator`, `github:<installation>`, …
+    pub updated_by: String,
+}
+
+/// What is stored about a repository's policy and ownership. A row exists once either a
+/// policy or a CODEOWNERS file was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub repo: RepoId,
+    /// The policy's YAML as written; `None` when only CODEOWNERS was stored.
+    pub source: Option<String>,
+    pub origin: Option<PolicyOrigin>,
+    pub commit: Option<String>,
+    /// When and by whom the policy was stored (`None` with no policy).
+    pub updated_at: Option<OffsetDateTime>,
+    pub updated_by: Option<String>,
+    /// The repository's CODEOWNERS text, as written.
+    pub codeowners: Option<String>,
+    /// Where it came from: `api`, or `file:<path>@<commit>` from the repository.
+    pub codeowners_source: Option<String>,
+    pub codeowners_updated_at: Option<OffsetDateTime>,
 }

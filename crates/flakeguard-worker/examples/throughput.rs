@@ -298,7 +298,7 @@ async fn one_run_vs_full(
     let (repo, _) = history(&*store, runs, tests).await?;
     let policy = Policy::default();
     let started = Instant::now();
-    rescore(&*store, repo.id, &policy, OffsetDateTime::now_utc()).await?;
+    rescore(&*store, repo.id, OffsetDateTime::now_utc()).await?;
     let full = started.elapsed();
     let now = OffsetDateTime::now_utc();
     let meta = RunMeta {

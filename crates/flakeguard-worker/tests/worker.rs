@@ -276,7 +276,7 @@ async fn the_sweep_queues_runs_whose_job_is_missing_and_the_worker_scores_them(b
         .iter()
         .map(|t| (t.key.name.clone(), t.status.clone(), t.probability))
         .collect();
-    flakeguard_app::rescore(&*env.store, env.repo.id, &Policy::default(), now)
+    flakeguard_app::rescore(&*env.store, env.repo.id, now)
         .await
         .unwrap();
     let full = env

@@ -11,8 +11,8 @@ use flakeguard_github::{
 };
 use flakeguard_store::{
     AccountType, InstallationState, NewAuditEntry, NewCheckRun, NewInstallation,
-    NewInstalledRepository, NewQuarantine, QuarantineState, RepoSlug, Repository, StoreError,
-    WebhookDelivery,
+    NewInstalledRepository, NewPolicy, NewQuarantine, PolicyOrigin, QuarantineState, RepoSlug,
+    Repository, StoreError, WebhookDelivery,
 };
 use time::OffsetDateTime;
 
@@ -21,8 +21,12 @@ use super::artifacts::{self, WorkflowRunRef, github_error};
 use super::commit::{self, CommitView, Meaning};
 use super::events::{self, CheckRunEvent, Event, InstallationEvent, WorkflowRunEvent};
 use super::report::{self, Classification, CommitReport, FailingTest, NewlyFlaky, Totals};
+use crate::RepoPolicy;
 use crate::ingest::FailureVerdict;
 use crate::jobs::{self, JobContext, JobError};
+
+/// The repository's policy file, read at the commits of its default branch.
+pub const POLICY_FILE: &str = ".flakeguard.yml";
 
 /// The check run's name: what a branch protection rule requires.
 pub const CHECK_RUN_NAME: &str = "FlakeGuard";
@@ -262,10 +266,21 @@ async fn installed_repo(
                 .await?;
         }
     }
-    ctx.store
+    let repo = ctx
+        .store
         .find_repository(&slug)
         .await?
-        .ok_or_else(|| JobError::Permanent(format!("{slug}: not stored after registration")))
+        .ok_or_else(|| JobError::Permanent(format!("{slug}: not stored after registration")))?;
+    match &repository.default_branch {
+        Some(branch) if *branch != repo.default_branch => {
+            ctx.store.set_default_branch(repo.id, branch).await?;
+            Ok(Repository {
+                default_branch: branch.clone(),
+                ..repo
+            })
+        }
+        _ => Ok(repo),
+    }
 }
 
 fn needs_app(ctx: &JobContext) -> Result<&GitHub, Handled> {
@@ -278,9 +293,87 @@ fn needs_app(ctx: &JobContext) -> Result<&GitHub, Handled> {
     })
 }
 
-/// The repository's settings: its stored policy, else the defaults.
-async fn settings(_ctx: &JobContext, _repo: &Repository) -> Result<RepoConfig, JobError> {
-    Ok(RepoConfig::default())
+/// The repository's policy: what is stored, else the defaults.
+async fn settings(ctx: &JobContext, repo: &Repository) -> Result<RepoPolicy, JobError> {
+    Ok(RepoPolicy::load(&*ctx.store, repo.id).await?)
+}
+
+/// Where GitHub looks for CODEOWNERS, in its order.
+const CODEOWNERS_PATHS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+
+/// On a run of the default branch, reads `.flakeguard.yml` and CODEOWNERS at its commit
+/// and stores them (once per commit: a stored file that came from this commit is not read
+/// again). Runs of other branches use what the default branch said: a pull request cannot
+/// loosen its own policy. A file that does not parse is stored as read (the defaults apply
+/// and `GET …/policy` lists its problems); the returned notes say so for the check run.
+async fn sync_repository_files(
+    ctx: &JobContext,
+    client: &Installation,
+    repo: &Repository,
+    head_sha: &str,
+    branch: Option<&str>,
+) -> Result<Vec<String>, JobError> {
+    if branch != Some(repo.default_branch.as_str()) {
+        return Ok(Vec::new());
+    }
+    let stored = ctx.store.repo_policy(repo.id).await?;
+    let (owner, name) = (repo.slug.owner(), repo.slug.name());
+    let now = ctx.now();
+    let mut notes = Vec::new();
+    let policy_current = stored.as_ref().is_some_and(|p| {
+        p.origin == Some(PolicyOrigin::File) && p.commit.as_deref() == Some(head_sha)
+    });
+    if !policy_current
+        && let Some(text) = client
+            .get_file(owner, name, POLICY_FILE, head_sha)
+            .await
+            .map_err(github_error)?
+    {
+        if let Err(problems) = RepoConfig::parse(&text) {
+            notes.push(format!(
+                "{POLICY_FILE} at {head_sha} has {} problem{} (the defaults apply until it is fixed): {}",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                problems
+                    .iter()
+                    .take(5)
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        ctx.store
+            .put_repo_policy(
+                repo.id,
+                &NewPolicy {
+                    source: text,
+                    origin: PolicyOrigin::File,
+                    commit: Some(head_sha.to_owned()),
+                    updated_at: now,
+                    updated_by: format!("github:{POLICY_FILE}"),
+                },
+            )
+            .await?;
+    }
+    let owners_current = stored
+        .as_ref()
+        .and_then(|p| p.codeowners_source.as_deref())
+        .is_some_and(|s| s.ends_with(&format!("@{head_sha}")));
+    if !owners_current {
+        for path in CODEOWNERS_PATHS {
+            if let Some(text) = client
+                .get_file(owner, name, path, head_sha)
+                .await
+                .map_err(github_error)?
+            {
+                ctx.store
+                    .put_codeowners(repo.id, &text, &format!("file:{path}@{head_sha}"), now)
+                    .await?;
+                break;
+            }
+        }
+    }
+    Ok(notes)
 }
 
 async fn workflow_run(ctx: &JobContext, e: &WorkflowRunEvent) -> Result<Handled, JobError> {
@@ -304,14 +397,22 @@ async fn workflow_run(ctx: &JobContext, e: &WorkflowRunEvent) -> Result<Handled,
         pull_requests: pull_requests.clone(),
         started_at: run.run_started_at,
     };
-    let config = settings(ctx, &repo).await?;
     let client = gh.app.installation(installation_id);
+    let mut notes = sync_repository_files(
+        ctx,
+        &client,
+        &repo,
+        &run.head_sha,
+        run.head_branch.as_deref(),
+    )
+    .await?;
+    let policy = settings(ctx, &repo).await?;
     let collection = artifacts::collect(
         ctx,
         &client,
         &repo,
         &reference,
-        &config.artifact_patterns,
+        &policy.config.artifact_patterns,
         &gh.limits,
     )
     .await?;
@@ -337,7 +438,7 @@ async fn workflow_run(ctx: &JobContext, e: &WorkflowRunEvent) -> Result<Handled,
         .iter()
         .flat_map(|c| c.failures.iter().cloned())
         .collect();
-    let notes: Vec<String> = collection.skipped.clone();
+    notes.extend(collection.skipped.iter().cloned());
     let published = publish(
         ctx,
         gh,
@@ -712,9 +813,9 @@ async fn quarantine_flaky(
     head_sha: &str,
     actor: &str,
 ) -> Result<String, JobError> {
-    let config = settings(ctx, repo).await?;
+    let policy = settings(ctx, repo).await?;
     let now = ctx.now();
-    let until = now + time::Duration::days(i64::from(config.quarantine_duration_days));
+    let until = now + time::Duration::days(i64::from(policy.config.quarantine_duration_days));
     let mut done: Vec<String> = Vec::new();
     for failure in flaky_failures(ctx, repo, head_sha).await? {
         let added = ctx
@@ -728,7 +829,7 @@ async fn quarantine_flaky(
                         "quarantined from the FlakeGuard check run on {head_sha}: {}",
                         failure.reason
                     ),
-                    owner: None,
+                    owner: policy.owner(failure.file.as_deref(), &failure.key),
                     created_by: actor.to_owned(),
                     created_at: now,
                     expires_at: Some(until),
@@ -752,8 +853,7 @@ async fn quarantine_flaky(
                     }),
                 )
                 .await?;
-                metrics::counter!("flakeguard_quarantine_changes_total", "change" => "created")
-                    .increment(1);
+                crate::quarantine::count_change("created", 1);
                 done.push(failure.key.to_string());
             }
             // Quarantined meanwhile (or by an earlier attempt of this job).

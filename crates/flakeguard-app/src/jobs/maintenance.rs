@@ -62,8 +62,7 @@ pub(super) async fn run(ctx: &JobContext) -> Result<MaintenanceReport, JobError>
             })
             .await?;
     }
-    metrics::counter!("flakeguard_quarantine_changes_total", "change" => "expired")
-        .increment(expired.len() as u64);
+    crate::quarantine::count_change("expired", expired.len() as u64);
     Ok(MaintenanceReport {
         failure_texts_cleared,
         quarantines_expired: expired.len(),

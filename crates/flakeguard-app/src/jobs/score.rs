@@ -1,19 +1,28 @@
-//! `score_tests`: re-score the tests one run touched and mark the run scored (the end of its
+//! `score_tests`: re-score the tests one run touched under the repository's policy, apply the
+//! policy's automatic quarantine and release to them, and mark the run scored (the end of its
 //! outbox entry). Scoring recomputes from the stored history, so doing it twice gives the
-//! same state; marking scored happens last, so a worker that dies in between leaves the run
-//! for the retry or the sweeper.
+//! same state, and the quarantine steps only act on what is still due; marking scored happens
+//! last, so a worker that dies in between leaves the run for the retry or the sweeper.
 
-use flakeguard_core::score_all;
+use flakeguard_core::RepoConfig;
 use flakeguard_store::{DerivedState, RepoId, StoreError, StoredRunId};
 
 use super::{JobContext, JobError, ScoreTests};
+use crate::policy::RepoPolicy;
+use crate::quarantine::apply_policy;
 use crate::rescore::derived_state;
 
 pub(super) async fn run(ctx: &JobContext, job: &ScoreTests) -> Result<String, JobError> {
     let (repo, run) = (RepoId(job.repo), StoredRunId(job.run));
+    // One policy read per job; the worker's default policy where the repository stores none.
+    let fallback = RepoConfig {
+        policy: ctx.policy.clone(),
+        ..RepoConfig::default()
+    };
+    let policy = RepoPolicy::load_or(&*ctx.store, repo, &fallback).await?;
     let history = match ctx
         .store
-        .load_run_history(repo, run, ctx.policy.rolling_window_size)
+        .load_run_history(repo, run, policy.config.policy.rolling_window_size)
         .await
     {
         Ok(history) => history,
@@ -22,7 +31,7 @@ pub(super) async fn run(ctx: &JobContext, job: &ScoreTests) -> Result<String, Jo
         Err(e) => return Err(e.into()),
     };
     let now = ctx.now();
-    let scores = score_all(&history.runs, &history.tests, &ctx.policy, now);
+    let scores = policy.score(&history, now);
     let states: Vec<DerivedState> = history
         .test_ids
         .iter()
@@ -30,15 +39,18 @@ pub(super) async fn run(ctx: &JobContext, job: &ScoreTests) -> Result<String, Jo
         .map(|(id, score)| derived_state(*id, score, &history.run_ids))
         .collect();
     ctx.store.save_scores(repo, &states, now).await?;
+    let actions = apply_policy(&*ctx.store, repo, &policy, &history, &scores, run, now).await?;
     ctx.store.mark_run_scored(run, now).await?;
     let flaky = scores
         .iter()
         .filter(|s| s.status.as_str() == "flaky")
         .count();
     Ok(format!(
-        "scored {} tests of run {} over {} runs ({flaky} flaky)",
+        "scored {} tests of run {} over {} runs ({flaky} flaky; {} quarantined, {} released by policy)",
         states.len(),
         run.0,
-        history.runs.len()
+        history.runs.len(),
+        actions.quarantined.len(),
+        actions.released.len()
     ))
 }

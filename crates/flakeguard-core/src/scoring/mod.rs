@@ -167,12 +167,30 @@ pub fn score_all(
     policy: &Policy,
     now: OffsetDateTime,
 ) -> Vec<TestScore> {
-    let table = RunTable::build(runs, tests, policy);
+    score_all_with(runs, tests, policy, &[], now)
+}
+
+/// [`score_all`] with a policy per test: test `i` is judged by `policies[i]` (the repository's
+/// policy with its team's thresholds), `base` where `policies` has no entry. What concerns
+/// runs rather than tests (the infrastructure guards) always comes from `base`, so splitting
+/// the tests by team changes no run's verdict.
+pub fn score_all_with(
+    runs: &[Run],
+    tests: &[TestHistory],
+    base: &Policy,
+    policies: &[&Policy],
+    now: OffsetDateTime,
+) -> Vec<TestScore> {
+    let table = RunTable::build(runs, tests, base);
     let mut scratch = Scratch::default();
     let now_ms = runs::unix_ms(now);
     tests
         .iter()
-        .map(|test| score_test(runs, &table, test, policy, now_ms, &mut scratch))
+        .enumerate()
+        .map(|(i, test)| {
+            let policy = policies.get(i).copied().unwrap_or(base);
+            score_test(runs, &table, test, policy, now_ms, &mut scratch)
+        })
         .collect()
 }
 

@@ -125,10 +125,16 @@ fn record_and_reload(
 /// Reads a policy file (a `.flakeguard.yml`: its scoring keys are what judges) and checks all
 /// of it, naming every problem with its position.
 pub(crate) fn load_policy(path: &Path) -> Result<Policy> {
+    load_config(path).map(|config| config.policy)
+}
+
+/// Reads and checks a whole policy file (`.flakeguard.yml`), naming every problem with its
+/// position.
+pub(crate) fn load_config(path: &Path) -> Result<RepoConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read policy file {}", path.display()))?;
     match RepoConfig::parse(&text) {
-        Ok(config) => Ok(config.policy),
+        Ok(config) => Ok(config),
         Err(problems) => {
             let file = path.display().to_string();
             let lines: Vec<String> = problems

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use flakeguard_app::tokens;
-use flakeguard_core::{Policy, TestKey};
+use flakeguard_core::TestKey;
 use flakeguard_store::{
     NewQuarantine, NewToken, QuarantineState, RepoSlug, Role, Scope, Store, StoreError, TestCaseId,
     UserId,
@@ -135,7 +135,7 @@ async fn demo(store: &dyn Store, admin: UserId) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let scored = flakeguard_app::rescore(store, repo.id, &Policy::default(), now).await?;
+        let scored = flakeguard_app::rescore(store, repo.id, now).await?;
         println!(
             "demo {slug}: {created} new runs of {}, {quarantined} new quarantines; {} tests: {} flaky, {} broken",
             demo_repo.runs.len(),
