@@ -45,9 +45,9 @@ fn report(tests: usize, run: usize) -> String {
             let n = suite * 100 + case;
             // 1% fail, a different 1% each run, and one test in 200 passes on retry now and
             // then: there are new failures and flaky tests to report.
-            if (n + run * 7) % 100 == 0 {
+            if (n + run * 7).is_multiple_of(100) {
                 xml.push_str(&format!("<testcase classname=\"pkg.Class{suite}\" name=\"test_{case}\" time=\"0.01\"><failure message=\"expected 1, got 2\">at pkg/Class{suite}.java:{case}</failure></testcase>\n"));
-            } else if n % 200 == 1 && run % 2 == 0 {
+            } else if n % 200 == 1 && run.is_multiple_of(2) {
                 xml.push_str(&format!("<testcase classname=\"pkg.Class{suite}\" name=\"test_{case}\" time=\"0.01\"><flakyFailure message=\"timed out\"/></testcase>\n"));
             } else {
                 xml.push_str(&format!(

@@ -207,7 +207,7 @@ fn report(run: usize, tests: usize) -> Vec<ReportFile> {
     xml.push_str("<testsuite name=\"bench\">");
     for t in 0..tests {
         // One test in 40 is flaky: it fails in some runs and not others.
-        let fails = t % 40 == 7 && (run * 7 + t) % 3 == 0;
+        let fails = t % 40 == 7 && (run * 7 + t).is_multiple_of(3);
         xml.push_str(&format!(
             "<testcase classname=\"bench.Module{}\" name=\"test_{t}\" time=\"0.01\">",
             t % 50

@@ -766,7 +766,7 @@ async fn check_run(ctx: &JobContext, e: &CheckRunEvent) -> Result<Handled, JobEr
         head_sha,
         &[],
         None,
-        &[note.clone()],
+        std::slice::from_ref(&note),
     )
     .await?;
     processed(format!("{note} {published}"))
