@@ -712,6 +712,47 @@ async fn installations_register_and_unregister_repositories(backend: Backend) {
         .unwrap()
         .unwrap();
     assert!(stored.deleted_at.is_some());
+
+    // A pull request's labels are kept from its events (for `labels_required`).
+    let labeled: Value = serde_json::from_slice(&fixture(
+        "github-webhooks/pull_request/labeled.payload.json",
+    ))
+    .unwrap();
+    let slug = RepoSlug::parse(labeled["repository"]["full_name"].as_str().unwrap()).unwrap();
+    env.app
+        .store
+        .register_installation(&NewInstallation {
+            installation_id: labeled["installation"]["id"].as_i64().unwrap(),
+            account_login: slug.owner().to_owned(),
+            account_type: AccountType::User,
+            repositories: vec![NewInstalledRepository {
+                github_id: labeled["repository"]["id"].as_i64().unwrap(),
+                slug: slug.clone(),
+            }],
+            at: OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let done = env
+        .deliver(
+            "pull_request",
+            fixture("github-webhooks/pull_request/labeled.payload.json"),
+        )
+        .await;
+    assert_eq!(done.status, DeliveryStatus::Processed, "{done:?}");
+    let repo = env.app.store.find_repository(&slug).await.unwrap().unwrap();
+    let number = labeled["number"].as_i64().unwrap();
+    let want: Vec<String> = labeled["pull_request"]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(
+        env.app.store.pr_labels(repo.id, number).await.unwrap(),
+        Some(want)
+    );
     env.app.finish().await;
 }
 

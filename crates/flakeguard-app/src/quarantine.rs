@@ -39,7 +39,8 @@ pub struct PolicyActions {
 /// `scores` in its order):
 ///
 /// - **quarantine** a test when automatic quarantine is on for it (repository or team
-///   setting), its recommendation is quarantine, its status is not broken, it is not exempted
+///   setting) and `labelled` (the run's pull request carries the `labels_required`, or none
+///   are required), its recommendation is quarantine, its status is not broken, it is not exempted
 ///   or excluded, it has no live quarantine, and it failed in `run` — new evidence: a test
 ///   released (by hand or after clean runs) is not quarantined again until it fails again.
 ///   The quarantine is active, by [`AUTO_QUARANTINE`], owned by the test's first CODEOWNERS
@@ -49,6 +50,7 @@ pub struct PolicyActions {
 ///   Runs where the test was only skipped do not count.
 ///
 /// Idempotent: what is quarantined has a live quarantine, what is released has none.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_policy(
     store: &dyn Store,
     repo: RepoId,
@@ -56,14 +58,16 @@ pub async fn apply_policy(
     history: &StoredHistory,
     scores: &[TestScore],
     run: StoredRunId,
+    labelled: bool,
     now: OffsetDateTime,
 ) -> Result<PolicyActions, StoreError> {
     let config = &policy.config;
-    let auto_possible = config.auto_quarantine_enabled
-        || config
-            .team_overrides
-            .iter()
-            .any(|o| o.auto_quarantine_enabled == Some(true));
+    let auto_possible = labelled
+        && (config.auto_quarantine_enabled
+            || config
+                .team_overrides
+                .iter()
+                .any(|o| o.auto_quarantine_enabled == Some(true)));
     let release_possible = config.release_after_clean_runs > 0;
     let mut actions = PolicyActions::default();
     if history.tests.is_empty() || (!auto_possible && !release_possible) {

@@ -80,6 +80,8 @@ struct Env {
     now: Arc<Mutex<OffsetDateTime>>,
     cleanup: Cleanup,
     runs: u32,
+    /// The pull request the next ingested runs belong to.
+    pr: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +126,7 @@ impl Env {
             now,
             cleanup,
             runs: 0,
+            pr: None,
         }
     }
 
@@ -195,7 +198,7 @@ impl Env {
         let run = NewRun {
             commit: Some(format!("{:040x}", self.runs)),
             branch: Some("main".to_owned()),
-            pr_number: None,
+            pr_number: self.pr,
             run_id: self.runs.to_string(),
             attempt: 1,
             job: "test".to_owned(),
@@ -275,6 +278,7 @@ on_both_backends!(
     the_same_history_scores_differently_under_two_stored_policies,
     flaky_tests_are_quarantined_automatically_once_and_released_after_clean_runs,
     automatic_quarantine_needs_the_setting_and_spares_exempted_tests,
+    labels_required_gates_automatic_quarantine,
 );
 
 async fn the_same_history_scores_differently_under_two_stored_policies(env: &mut Env) {
@@ -487,4 +491,48 @@ async fn automatic_quarantine_needs_the_setting_and_spares_exempted_tests(env: &
     let live = env.store.live_quarantines(env.repo).await.unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].0.owner.as_deref(), Some("@acme/payments"));
+}
+
+async fn labels_required_gates_automatic_quarantine(env: &mut Env) {
+    env.put_policy("auto_quarantine_enabled: true\nlabels_required: ['flaky-ok']\n")
+        .await;
+    let live = |env: &Env| {
+        let store = Arc::clone(&env.store);
+        let repo = env.repo;
+        async move { store.live_quarantines(repo).await.unwrap().len() }
+    };
+    let last = flaky_history(env).await;
+    env.score(last).await;
+    assert_eq!(env.test("refund").await.2, "quarantine");
+    assert_eq!(
+        live(env).await,
+        0,
+        "a run of no pull request carries no label"
+    );
+
+    env.pr = Some(12);
+    let run = env.ingest(&[("refund", RETRIED), ("charge", CLEAN)]).await;
+    env.score(run).await;
+    assert_eq!(
+        live(env).await,
+        0,
+        "the pull request's labels are not known"
+    );
+    env.store
+        .set_pr_labels(env.repo, 12, &["bug".to_owned()], env.now())
+        .await
+        .unwrap();
+    env.score(run).await;
+    assert_eq!(live(env).await, 0, "not every required label");
+    env.store
+        .set_pr_labels(
+            env.repo,
+            12,
+            &["bug".to_owned(), "Flaky-OK".to_owned()],
+            env.now(),
+        )
+        .await
+        .unwrap();
+    env.score(run).await;
+    assert_eq!(live(env).await, 1, "every required label (ignoring case)");
 }

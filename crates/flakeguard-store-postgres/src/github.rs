@@ -546,6 +546,47 @@ pub(crate) async fn link_commit_pr(
     Ok(done.rows_affected() > 0)
 }
 
+pub(crate) async fn set_pr_labels(
+    pool: &PgPool,
+    repo: RepoId,
+    pr_number: i64,
+    labels: &[String],
+    at: OffsetDateTime,
+) -> Result<()> {
+    let done = sqlx::query(
+        "INSERT INTO github_pull_request_labels (repo_id, pr_number, labels, updated_at)
+         SELECT id, $2, $3, $4 FROM repositories WHERE id = $1
+         ON CONFLICT (repo_id, pr_number) DO UPDATE
+             SET labels = excluded.labels, updated_at = excluded.updated_at",
+    )
+    .bind(repo.0)
+    .bind(pr_number)
+    .bind(labels)
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(map)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("repository {}", repo.0)));
+    }
+    Ok(())
+}
+
+pub(crate) async fn pr_labels(
+    pool: &PgPool,
+    repo: RepoId,
+    pr_number: i64,
+) -> Result<Option<Vec<String>>> {
+    sqlx::query_scalar(
+        "SELECT labels FROM github_pull_request_labels WHERE repo_id = $1 AND pr_number = $2",
+    )
+    .bind(repo.0)
+    .bind(pr_number)
+    .fetch_optional(pool)
+    .await
+    .map_err(map)
+}
+
 pub(crate) async fn prs_for_commit(
     pool: &PgPool,
     repo: RepoId,

@@ -79,6 +79,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "github",
         sql: include_str!("../migrations/0005_github.sql"),
     },
+    Migration {
+        version: 6,
+        name: "pr_labels",
+        sql: include_str!("../migrations/0006_pr_labels.sql"),
+    },
 ];
 
 /// How long an operation waits for a pooled connection (including opening one) before it
@@ -606,6 +611,24 @@ impl Store for PostgresStore {
         workflow_run_id: i64,
     ) -> Result<Vec<WorkflowJob>, StoreError> {
         github::workflow_jobs(&self.pool, repo, workflow_run_id).await
+    }
+
+    async fn set_pr_labels(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        labels: &[String],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        github::set_pr_labels(&self.pool, repo, pr_number, labels, at).await
+    }
+
+    async fn pr_labels(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        github::pr_labels(&self.pool, repo, pr_number).await
     }
 
     // --- repository policy (issue #6)

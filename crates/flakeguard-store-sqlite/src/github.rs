@@ -587,6 +587,54 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    pub(crate) async fn set_pr_labels_impl(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        labels: &[String],
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let json = serde_json::to_string(labels)
+            .map_err(|e| corrupt(format_args!("labels of #{pr_number}: {e}")))?;
+        let done = sqlx::query(
+            "INSERT INTO github_pull_request_labels (repo_id, pr_number, labels, updated_at)
+             SELECT id, ?, ?, ? FROM repositories WHERE id = ?
+             ON CONFLICT (repo_id, pr_number) DO UPDATE
+                 SET labels = excluded.labels, updated_at = excluded.updated_at",
+        )
+        .bind(pr_number)
+        .bind(json)
+        .bind(to_micros(at))
+        .bind(repo.0)
+        .execute(&self.writer)
+        .await
+        .map_err(map("record the pull request's labels"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("repository {}", repo.0)));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn pr_labels_impl(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+    ) -> Result<Option<Vec<String>>> {
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT labels FROM github_pull_request_labels WHERE repo_id = ? AND pr_number = ?",
+        )
+        .bind(repo.0)
+        .bind(pr_number)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map("read the pull request's labels"))?;
+        json.map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| corrupt(format_args!("labels of #{pr_number}: {e}")))
+        })
+        .transpose()
+    }
+
     pub(crate) async fn prs_for_commit_impl(
         &self,
         repo: RepoId,

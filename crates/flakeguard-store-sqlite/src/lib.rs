@@ -517,6 +517,20 @@ impl Store for SqliteStore {
         self.workflow_jobs_impl(repo, workflow_run_id).await
     }
 
+    async fn set_pr_labels(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        labels: &[String],
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.set_pr_labels_impl(repo, pr_number, labels, at).await
+    }
+
+    async fn pr_labels(&self, repo: RepoId, pr_number: i64) -> Result<Option<Vec<String>>> {
+        self.pr_labels_impl(repo, pr_number).await
+    }
+
     // --- repository policy (issue #6)
 
     async fn repo_policy(&self, repo: RepoId) -> Result<Option<StoredPolicy>> {

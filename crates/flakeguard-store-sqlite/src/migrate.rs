@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "github",
         sql: include_str!("../migrations/0005_github.sql"),
     },
+    Migration {
+        version: 6,
+        name: "pr_labels",
+        sql: include_str!("../migrations/0006_pr_labels.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flakeguard_migrations (

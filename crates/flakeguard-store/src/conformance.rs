@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
             flaky_issues_are_saved_once_per_test,
             workflow_jobs_never_move_backwards,
             racing_workers_agree_on_one_check_run_and_one_installation,
+            pull_request_labels_are_replaced_per_pull_request,
             repository_policies_are_stored_per_repository,
         );
     };
@@ -3551,4 +3552,46 @@ pub async fn repository_policies_are_stored_per_repository(store: &dyn Store) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     assert_eq!(store.repo_policy(missing).await.unwrap(), None);
+}
+
+pub async fn pull_request_labels_are_replaced_per_pull_request(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    assert_eq!(store.pr_labels(shop, 7).await.unwrap(), None);
+    let labels = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    store
+        .set_pr_labels(
+            shop,
+            7,
+            &labels(&["bug", "flaky-ok", "üñí \"quoted\""]),
+            at(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pr_labels(shop, 7).await.unwrap(),
+        Some(labels(&["bug", "flaky-ok", "üñí \"quoted\""]))
+    );
+    assert_eq!(
+        store.pr_labels(other, 7).await.unwrap(),
+        None,
+        "per repository"
+    );
+    assert_eq!(
+        store.pr_labels(shop, 8).await.unwrap(),
+        None,
+        "per pull request"
+    );
+    store.set_pr_labels(shop, 7, &[], at(1)).await.unwrap();
+    assert_eq!(
+        store.pr_labels(shop, 7).await.unwrap(),
+        Some(Vec::new()),
+        "replaced"
+    );
+    let err = store
+        .set_pr_labels(RepoId(i64::MAX), 1, &labels(&["x"]), at(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
 }

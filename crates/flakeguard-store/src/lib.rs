@@ -407,6 +407,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The jobs of a workflow run, by attempt then job id.
     async fn workflow_jobs(&self, repo: RepoId, workflow_run_id: i64) -> Result<Vec<WorkflowJob>>;
 
+    /// Records the pull request's labels as its latest `pull_request` event lists them
+    /// (replacing what was stored). [`StoreError::NotFound`] for an unknown repository.
+    async fn set_pr_labels(
+        &self,
+        repo: RepoId,
+        pr_number: i64,
+        labels: &[String],
+        at: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// The pull request's labels; `None` when no `pull_request` event told them.
+    async fn pr_labels(&self, repo: RepoId, pr_number: i64) -> Result<Option<Vec<String>>>;
+
     // --- repository policy (issue #6)
 
     /// The repository's stored policy and CODEOWNERS, `None` when neither was ever stored

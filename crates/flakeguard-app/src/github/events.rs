@@ -390,6 +390,14 @@ pub struct PullRequest {
     pub draft: Option<bool>,
     #[serde(default)]
     pub html_url: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub labels: Vec<Label>,
+}
+
+/// A label of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Label {
+    pub name: String,
 }
 
 /// `push` (no action).

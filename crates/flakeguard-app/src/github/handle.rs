@@ -131,6 +131,16 @@ pub async fn process(ctx: &JobContext, delivery: &WebhookDelivery) -> Result<Han
                 .store
                 .link_commit_pr(repo.id, &e.pull_request.head.sha, e.number, now)
                 .await?;
+            // Every pull_request event lists the labels as they are now.
+            let labels: Vec<String> = e
+                .pull_request
+                .labels
+                .iter()
+                .map(|l| l.name.clone())
+                .collect();
+            ctx.store
+                .set_pr_labels(repo.id, e.number, &labels, now)
+                .await?;
             processed(format!(
                 "pull request #{} {}: head {}{}",
                 e.number,

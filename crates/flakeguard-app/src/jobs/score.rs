@@ -39,7 +39,18 @@ pub(super) async fn run(ctx: &JobContext, job: &ScoreTests) -> Result<String, Jo
         .map(|(id, score)| derived_state(*id, score, &history.run_ids))
         .collect();
     ctx.store.save_scores(repo, &states, now).await?;
-    let actions = apply_policy(&*ctx.store, repo, &policy, &history, &scores, run, now).await?;
+    let labelled = required_labels_present(ctx, repo, run, &policy.config.labels_required).await?;
+    let actions = apply_policy(
+        &*ctx.store,
+        repo,
+        &policy,
+        &history,
+        &scores,
+        run,
+        labelled,
+        now,
+    )
+    .await?;
     ctx.store.mark_run_scored(run, now).await?;
     let flaky = scores
         .iter()
@@ -53,4 +64,30 @@ pub(super) async fn run(ctx: &JobContext, job: &ScoreTests) -> Result<String, Jo
         actions.quarantined.len(),
         actions.released.len()
     ))
+}
+
+/// `labels_required`: automatic quarantine acts on a run only when it belongs to a pull
+/// request carrying every required label (none required: every run). A run of no pull
+/// request, or of one whose labels no `pull_request` event told, carries none.
+async fn required_labels_present(
+    ctx: &JobContext,
+    repo: RepoId,
+    run: StoredRunId,
+    required: &[String],
+) -> Result<bool, JobError> {
+    if required.is_empty() {
+        return Ok(true);
+    }
+    let Some(pr) = ctx
+        .store
+        .find_run(repo, run)
+        .await?
+        .and_then(|r| r.pr_number)
+    else {
+        return Ok(false);
+    };
+    let labels = ctx.store.pr_labels(repo, pr).await?.unwrap_or_default();
+    Ok(required
+        .iter()
+        .all(|want| labels.iter().any(|have| have.eq_ignore_ascii_case(want))))
 }

@@ -1,0 +1,11 @@
+-- FlakeGuard on PostgreSQL, migration 0006: pull requests' labels (issue #6's
+-- `labels_required`: automatic quarantine acts only on runs of pull requests that carry every
+-- required label). Never edit this file once released: add a new migration instead.
+CREATE TABLE github_pull_request_labels (
+    repo_id BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
+    pr_number BIGINT NOT NULL,
+    -- The label names, as the latest pull_request event listed them.
+    labels TEXT[] NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (repo_id, pr_number)
+);
