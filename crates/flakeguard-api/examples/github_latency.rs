@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::hmac;
 use flakeguard_api::{AppState, Listeners};
 use flakeguard_app::github::GitHub;
 use flakeguard_app::jobs::JobContext;
@@ -85,13 +84,7 @@ fn delivery(run: usize) -> Vec<u8> {
 }
 
 fn sign(body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
-    let hex: String = hmac::sign(&key, body)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    flakeguard_github::sign_webhook(SECRET.as_bytes(), body)
 }
 
 async fn measure(name: &str, store: Arc<dyn Store>, queue: Arc<dyn JobQueue>) {

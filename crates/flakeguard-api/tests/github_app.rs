@@ -11,7 +11,6 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::hmac;
 use flakeguard_app::github::GitHub;
 use flakeguard_app::{GitHubSettings, Secret, Settings};
 use flakeguard_github::fake::{FakeGitHub, zip_archive};
@@ -70,13 +69,7 @@ async fn env(backend: Backend, quarantine_actions: bool) -> Env {
 }
 
 fn sign(body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
-    let hex: String = hmac::sign(&key, body)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    flakeguard_github::sign_webhook(SECRET.as_bytes(), body)
 }
 
 /// A fixture payload as GitHub delivers it to an App: with the installation.

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use aws_lc_rs::hmac;
 use flakeguard_app::{GitHubSettings, Secret, Settings};
 use flakeguard_store::{DeliveryId, DeliveryStatus, Store};
 use serde_json::Value;
@@ -27,10 +26,7 @@ fn settings() -> Settings {
 }
 
 fn sign(body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
-    let tag = hmac::sign(&key, body);
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    flakeguard_github::sign_webhook(SECRET.as_bytes(), body)
 }
 
 struct Delivery<'a> {

@@ -20,6 +20,7 @@ pub mod fake;
 mod jwt;
 mod metrics;
 mod types;
+mod webhook;
 
 pub use archive::{ArchiveError, ArchiveFile, ArchiveLimits, is_report_candidate, read_archive};
 pub use client::{AppConfig, ClientOptions, GitHubApp, Installation};
@@ -31,3 +32,4 @@ pub use types::{
     InstallationToken, IssueRef, MAX_ACTION_DESCRIPTION, MAX_ACTION_IDENTIFIER, MAX_ACTION_LABEL,
     MAX_ACTIONS, MAX_OUTPUT_CHARS, NewIssue, verify_limits,
 };
+pub use webhook::{SIGNATURE_HEADER, sign_webhook, verify_webhook};
