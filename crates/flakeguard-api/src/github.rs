@@ -9,6 +9,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use flakeguard_app::github::events;
 use flakeguard_app::jobs::{self, Job};
 use flakeguard_store::{DeliveryStatus, NewDelivery};
 use serde::{Deserialize, Serialize};
@@ -65,11 +66,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Api
 }
 
 fn count(event: &str, outcome: &'static str) {
-    let event = if jobs::is_subscribed(event) || event == "ping" {
-        event.to_owned()
-    } else {
-        "other".to_owned()
-    };
+    let event = events::handled(event).unwrap_or("other");
     metrics::counter!(crate::metrics::GITHUB_WEBHOOKS, "event" => event, "outcome" => outcome)
         .increment(1);
 }
@@ -153,7 +150,7 @@ pub(crate) async fn webhook(
         tracing::warn!(%delivery, %event, "webhook refused: {e}");
         return Err(ApiError::unauthorized(e));
     }
-    if !(jobs::is_subscribed(&event) || event == "ping") {
+    if events::handled(&event).is_none() {
         count(&event, "ignored");
         return Ok((
             StatusCode::ACCEPTED,

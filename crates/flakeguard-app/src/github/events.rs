@@ -61,6 +61,26 @@ impl Event {
     }
 }
 
+/// The events FlakeGuard acts on (those the App subscribes to, docs/github-app.md, and
+/// `ping`): [`parse_event`] reads each into its [`Event`]; the webhook endpoint answers others
+/// without storing them.
+pub const EVENTS: [&str; 9] = [
+    "ping",
+    "installation",
+    "installation_repositories",
+    "workflow_run",
+    "workflow_job",
+    "check_suite",
+    "check_run",
+    "pull_request",
+    "push",
+];
+
+/// `event` as FlakeGuard names it, when it acts on it (a `'static` name: a metric label).
+pub fn handled(event: &str) -> Option<&'static str> {
+    EVENTS.iter().copied().find(|e| *e == event)
+}
+
 /// Reads the payload of event `event` (the `X-GitHub-Event` header).
 pub fn parse_event(event: &str, payload: &[u8]) -> Result<Event, EventError> {
     Ok(match event {
@@ -445,6 +465,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_handled_event_has_its_reader_and_no_other_does() {
+        for event in EVENTS {
+            assert_eq!(handled(event), Some(event));
+            assert!(
+                !matches!(parse_event(event, b"{}"), Ok(Event::Other { .. })),
+                "{event} is read"
+            );
+        }
+        assert_eq!(handled("star"), None);
+        assert!(matches!(
+            parse_event("star", b"{}"),
+            Ok(Event::Other { .. })
+        ));
+    }
 
     #[test]
     fn a_missing_field_is_named_with_its_event_and_path() {

@@ -22,12 +22,6 @@ use time::OffsetDateTime;
 
 pub use maintenance::MaintenanceReport;
 
-/// Whether FlakeGuard subscribes to this GitHub event (docs/github-app.md); other events are
-/// answered and dropped by the webhook endpoint.
-pub fn is_subscribed(event: &str) -> bool {
-    webhook::SUBSCRIBED.contains(&event)
-}
-
 /// The kinds of job, each its own queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {

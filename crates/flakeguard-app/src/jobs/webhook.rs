@@ -7,19 +7,6 @@ use flakeguard_store::{DeliveryId, DeliveryStatus};
 use super::{JobContext, JobError, ProcessWebhook};
 use crate::github::handle::Handled;
 
-/// Events FlakeGuard subscribes to (docs/github-app.md); [`crate::github::handle`] acts on
-/// each. The webhook endpoint drops others without storing them.
-pub(super) const SUBSCRIBED: [&str; 8] = [
-    "installation",
-    "installation_repositories",
-    "workflow_run",
-    "workflow_job",
-    "check_run",
-    "check_suite",
-    "pull_request",
-    "push",
-];
-
 pub(super) async fn run(ctx: &JobContext, job: &ProcessWebhook) -> Result<String, JobError> {
     let id = DeliveryId(job.delivery);
     let Some(delivery) = ctx.store.find_delivery(id).await? else {
