@@ -2,40 +2,45 @@
 //! workflow run's artifact), the tests whose final attempt failed, and what each failure
 //! means now — quarantined, known flaky, or new.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use flakeguard_core::{Outcome, TestKey};
 use flakeguard_store::{Repository, StoredRun, TestCaseId};
 use time::OffsetDateTime;
 
+use super::report::{Classification, NewlyFlaky};
 use crate::ingest::{FailureStatus, FailureVerdict};
 use crate::jobs::{JobContext, JobError};
 
-/// What a failure on the commit means.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Meaning {
-    /// Not known to be flaky and not quarantined: it needs a person.
-    New,
-    /// The test is judged flaky.
-    KnownFlaky,
-    /// The test has a live quarantine: its failure blocks no one.
-    Quarantined {
-        until: Option<OffsetDateTime>,
-        owner: Option<String>,
-    },
-}
-
+/// A test whose final attempt failed on the commit, and what that failure means now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub test: TestCaseId,
     pub key: TestKey,
     pub file: Option<String>,
-    pub meaning: Meaning,
-    pub probability: f64,
+    pub classification: Classification,
     /// The scoring's one-line reason for the test's status.
     pub reason: String,
-    /// The artifacts (jobs) it failed in.
-    pub jobs: Vec<String>,
+}
+
+impl Failure {
+    pub fn is_known_flaky(&self) -> bool {
+        matches!(self.classification, Classification::KnownFlaky { .. })
+    }
+
+    /// The failure of a flaky test, as the report and its issue describe it.
+    pub fn as_flaky(&self) -> Option<NewlyFlaky> {
+        match self.classification {
+            Classification::KnownFlaky { probability } => Some(NewlyFlaky {
+                id: self.test,
+                key: self.key.clone(),
+                file: self.file.clone(),
+                probability,
+                evidence: self.reason.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The commit's verdict.
@@ -57,13 +62,11 @@ pub struct CommitView {
 }
 
 impl CommitView {
-    pub fn count(&self, meaning: fn(&Meaning) -> bool) -> usize {
-        self.failures.iter().filter(|f| meaning(&f.meaning)).count()
-    }
-
-    /// True when every failure is quarantined or known flaky: nothing blocks.
-    pub fn passes(&self) -> bool {
-        self.failures.iter().all(|f| f.meaning != Meaning::New)
+    pub fn count(&self, pick: fn(&Classification) -> bool) -> usize {
+        self.failures
+            .iter()
+            .filter(|f| pick(&f.classification))
+            .count()
     }
 }
 
@@ -88,7 +91,8 @@ pub async fn view(
         }
     }
     let runs: Vec<StoredRun> = latest.values().map(|r| (*r).clone()).collect();
-    let mut jobs: HashMap<TestCaseId, Vec<String>> = HashMap::new();
+    // A test failing in several artifacts is one failure of the commit.
+    let mut failing: BTreeSet<TestCaseId> = BTreeSet::new();
     let (mut tests, mut passed, mut failed, mut skipped) = (0u64, 0u64, 0u64, 0u64);
     for run in &runs {
         let outcomes = store.run_final_outcomes(repo.id, run.id).await?;
@@ -100,23 +104,14 @@ pub async fn view(
                 Outcome::Failed | Outcome::Error => failed += 1,
             }
         }
-        let failing = outcomes
-            .into_iter()
-            .filter(|(_, o)| matches!(o, Outcome::Failed | Outcome::Error))
-            .map(|(id, _)| id);
-        for id in failing {
-            let label = if run.job.is_empty() {
-                run.workflow_run_id.clone()
-            } else {
-                run.job.clone()
-            };
-            let entry = jobs.entry(id).or_default();
-            if !entry.contains(&label) {
-                entry.push(label);
-            }
-        }
+        failing.extend(
+            outcomes
+                .into_iter()
+                .filter(|(_, o)| o.is_failure())
+                .map(|(id, _)| id),
+        );
     }
-    let ids: Vec<TestCaseId> = jobs.keys().copied().collect();
+    let ids: Vec<TestCaseId> = failing.into_iter().collect();
     let found = store.find_tests(repo.id, &ids).await?;
     let quarantines: HashMap<TestCaseId, (Option<OffsetDateTime>, Option<String>)> = store
         .live_quarantines(repo.id)
@@ -127,28 +122,28 @@ pub async fn view(
     let mut failures: Vec<Failure> = found
         .into_iter()
         .map(|t| {
-            let meaning = match quarantines.get(&t.id) {
-                Some((until, owner)) => Meaning::Quarantined {
+            let classification = match quarantines.get(&t.id) {
+                Some((until, owner)) => Classification::Quarantined {
                     until: *until,
                     owner: owner.clone(),
                 },
-                None if t.status == "flaky" => Meaning::KnownFlaky,
-                None => Meaning::New,
+                None if t.status == "flaky" => Classification::KnownFlaky {
+                    probability: t.probability,
+                },
+                None => Classification::New,
             };
             Failure {
-                jobs: jobs.remove(&t.id).unwrap_or_default(),
                 test: t.id,
                 key: t.key,
                 file: t.file,
-                meaning,
-                probability: t.probability,
+                classification,
                 reason: t.reason,
             }
         })
         .collect();
     failures.sort_by(|a, b| {
-        (a.meaning != Meaning::New)
-            .cmp(&(b.meaning != Meaning::New))
+        (a.classification != Classification::New)
+            .cmp(&(b.classification != Classification::New))
             .then_with(|| a.key.cmp(&b.key))
     });
     let was_new: HashSet<TestCaseId> = fresh
@@ -158,7 +153,7 @@ pub async fn view(
         .collect();
     let newly_flaky = failures
         .iter()
-        .filter(|f| f.meaning == Meaning::KnownFlaky && was_new.contains(&f.test))
+        .filter(|f| f.is_known_flaky() && was_new.contains(&f.test))
         .map(|f| f.test)
         .collect();
     Ok(CommitView {

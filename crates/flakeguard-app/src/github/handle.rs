@@ -18,9 +18,9 @@ use time::OffsetDateTime;
 
 use super::GitHub;
 use super::artifacts::{self, WorkflowRunRef, github_error};
-use super::commit::{self, CommitView, Meaning};
+use super::commit::{self, CommitView};
 use super::events::{self, CheckRunEvent, Event, InstallationEvent, WorkflowRunEvent};
-use super::report::{self, Classification, CommitReport, FailingTest, NewlyFlaky, Totals};
+use super::report::{self, Classification, CommitReport, FailingTest, Totals};
 use crate::RepoPolicy;
 use crate::ingest::FailureVerdict;
 use crate::jobs::{self, JobContext, JobError};
@@ -478,29 +478,14 @@ fn commit_report(gh: &GitHub, repo: &Repository, view: &CommitView) -> CommitRep
             id: f.test,
             key: f.key.clone(),
             file: f.file.clone(),
-            classification: match &f.meaning {
-                Meaning::New => Classification::New,
-                Meaning::KnownFlaky => Classification::KnownFlaky {
-                    probability: f.probability,
-                },
-                Meaning::Quarantined { until, owner } => Classification::Quarantined {
-                    until: *until,
-                    owner: owner.clone(),
-                },
-            },
+            classification: f.classification.clone(),
         })
         .collect();
     let newly_flaky = view
         .failures
         .iter()
         .filter(|f| view.newly_flaky.contains(&f.test))
-        .map(|f| NewlyFlaky {
-            id: f.test,
-            key: f.key.clone(),
-            file: f.file.clone(),
-            probability: f.probability,
-            evidence: f.reason.clone(),
-        })
+        .filter_map(commit::Failure::as_flaky)
         .collect();
     CommitReport {
         repo: repo.slug.clone(),
@@ -518,9 +503,6 @@ fn commit_report(gh: &GitHub, repo: &Repository, view: &CommitView) -> CommitRep
         quarantine_actions_enabled: gh.quarantine_actions,
     }
 }
-
-/// GitHub's cap on a check run's `output.text`.
-const TEXT_CAP: usize = 60_000;
 
 /// Creates or updates the commit's check run from its stored runs, and the comment of each
 /// of its pull requests. `note` lines (files left out, what a button did) go first in the
@@ -541,7 +523,7 @@ async fn publish(
     let rendered = report::check_run_report(&report);
     let mut text = String::new();
     for note in notes {
-        if text.len() + note.len() + 3 > TEXT_CAP / 2 {
+        if text.len() + note.len() + 3 > report::BODY_LIMIT / 2 {
             text.push_str("- …\n");
             break;
         }
@@ -553,12 +535,8 @@ async fn publish(
         if !text.is_empty() {
             text.push('\n');
         }
-        let room = TEXT_CAP.saturating_sub(text.len());
-        let mut end = more.len().min(room);
-        while !more.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.push_str(&more[..end]);
+        let room = report::BODY_LIMIT.saturating_sub(text.len());
+        text.push_str(&more[..more.floor_char_boundary(room)]);
     }
     let request = CheckRunRequest {
         name: CHECK_RUN_NAME.to_owned(),
@@ -645,9 +623,9 @@ async fn publish(
         posted.id,
         rendered.conclusion,
         view.failures.len(),
-        view.count(|m| *m == Meaning::New),
-        view.count(|m| *m == Meaning::KnownFlaky),
-        view.count(|m| matches!(m, Meaning::Quarantined { .. })),
+        view.count(|c| *c == Classification::New),
+        view.count(|c| matches!(c, Classification::KnownFlaky { .. })),
+        view.count(|c| matches!(c, Classification::Quarantined { .. })),
         if prs.is_empty() {
             String::new()
         } else {
@@ -792,7 +770,7 @@ async fn flaky_failures(
     Ok(view
         .failures
         .into_iter()
-        .filter(|f| f.meaning == Meaning::KnownFlaky)
+        .filter(commit::Failure::is_known_flaky)
         .collect())
 }
 
@@ -908,17 +886,10 @@ async fn open_issues(
             found += 1;
             continue;
         }
-        let text = report::flaky_issue(
-            &repo.slug,
-            &NewlyFlaky {
-                id: failure.test,
-                key: failure.key.clone(),
-                file: failure.file.clone(),
-                probability: failure.probability,
-                evidence: failure.reason.clone(),
-            },
-            gh.public_url.as_deref(),
-        );
+        let Some(flaky) = failure.as_flaky() else {
+            continue;
+        };
+        let text = report::flaky_issue(&repo.slug, &flaky, gh.public_url.as_deref());
         // Opened by hand, or by an attempt that died before storing the link.
         let query = report::flaky_issue_search_query(&repo.slug, &failure.key);
         let existing = client

@@ -23,11 +23,10 @@ const CELL_CHARS: usize = 300;
 pub const PR_COMMENT_MARKER: &str = "<!-- flakeguard:pr-comment -->";
 /// The label of issues opened for flaky tests.
 pub const FLAKY_ISSUE_LABEL: &str = "flaky-test";
-/// GitHub's limits on check run actions.
-pub const MAX_ACTIONS: usize = 3;
-pub const MAX_ACTION_LABEL: usize = 20;
-pub const MAX_ACTION_DESCRIPTION: usize = 40;
-pub const MAX_ACTION_IDENTIFIER: usize = 20;
+/// GitHub's limits on check run actions (the client checks every request against them).
+pub use flakeguard_github::{
+    MAX_ACTION_DESCRIPTION, MAX_ACTION_IDENTIFIER, MAX_ACTION_LABEL, MAX_ACTIONS,
+};
 /// The identifiers of FlakeGuard's actions (`check_run.requested_action.identifier`).
 pub const ACTION_QUARANTINE: &str = "quarantine_flaky";
 pub const ACTION_OPEN_ISSUES: &str = "open_issues";
