@@ -13,8 +13,36 @@ use time::OffsetDateTime;
 
 use crate::error::map;
 
-const COLUMNS: &str = "id, delivery_id, event, action, installation_id, payload, status, \
-    attempts, last_error, received_at, processed_at";
+/// A delivery's columns, the payload as `$payload` reads it.
+macro_rules! columns {
+    ($payload:literal) => {
+        concat!(
+            "id, delivery_id, event, action, installation_id, ",
+            $payload,
+            ", status, attempts, last_error, received_at, processed_at"
+        )
+    };
+}
+
+/// The payload is not sent back: the caller has it.
+const INSERT: &str = concat!(
+    "INSERT INTO webhook_deliveries
+         (delivery_id, event, action, installation_id, payload, received_at)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (delivery_id) DO NOTHING
+     RETURNING ",
+    columns!("''::bytea AS payload")
+);
+const BY_DELIVERY_ID: &str = concat!(
+    "SELECT ",
+    columns!("payload"),
+    " FROM webhook_deliveries WHERE delivery_id = $1"
+);
+const BY_ID: &str = concat!(
+    "SELECT ",
+    columns!("payload"),
+    " FROM webhook_deliveries WHERE id = $1"
+);
 
 /// How often `record` tries again when the row it conflicted with is gone by the time it
 /// reads it (deliveries are not deleted today; this only keeps the answer truthful).
@@ -92,23 +120,14 @@ pub(crate) async fn record(
     pool: &PgPool,
     new: &NewDelivery,
 ) -> Result<(WebhookDelivery, bool), StoreError> {
-    // The payload is not sent back: the caller has it.
-    let insert = format!(
-        "INSERT INTO webhook_deliveries
-             (delivery_id, event, action, installation_id, payload, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (delivery_id) DO NOTHING
-         RETURNING {}",
-        COLUMNS.replace("payload", "''::bytea AS payload")
-    );
-    let select = format!("SELECT {COLUMNS} FROM webhook_deliveries WHERE delivery_id = $1");
+    let packed = pack(&new.payload);
     for _ in 0..RECORD_ATTEMPTS {
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+        let inserted = sqlx::query(INSERT)
             .bind(&new.delivery_id)
             .bind(&new.event)
             .bind(new.action.as_deref())
             .bind(new.installation_id)
-            .bind(pack(&new.payload))
+            .bind(&packed)
             .bind(new.received_at)
             .fetch_optional(pool)
             .await
@@ -118,7 +137,7 @@ pub(crate) async fn record(
             stored.payload = new.payload.clone();
             return Ok((stored, true));
         }
-        let existing = sqlx::query(sqlx::AssertSqlSafe(select.as_str()))
+        let existing = sqlx::query(BY_DELIVERY_ID)
             .bind(&new.delivery_id)
             .fetch_optional(pool)
             .await
@@ -137,16 +156,14 @@ pub(crate) async fn find(
     pool: &PgPool,
     id: DeliveryId,
 ) -> Result<Option<WebhookDelivery>, StoreError> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM webhook_deliveries WHERE id = $1"
-    )))
-    .bind(id.0)
-    .fetch_optional(pool)
-    .await
-    .map_err(map)?
-    .as_ref()
-    .map(delivery)
-    .transpose()
+    sqlx::query(BY_ID)
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?
+        .as_ref()
+        .map(delivery)
+        .transpose()
 }
 
 pub(crate) async fn finish(
