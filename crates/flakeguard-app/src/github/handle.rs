@@ -316,17 +316,19 @@ const CODEOWNERS_PATHS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/C
 /// again). Runs of other branches use what the default branch said: a pull request cannot
 /// loosen its own policy. A file that does not parse is stored as read (the defaults apply
 /// and `GET …/policy` lists its problems); the returned notes say so for the check run.
+/// Returns the repository's policy as it now stands, with the notes.
 async fn sync_repository_files(
     ctx: &JobContext,
     client: &Installation,
     repo: &Repository,
     head_sha: &str,
     branch: Option<&str>,
-) -> Result<Vec<String>, JobError> {
+) -> Result<(RepoPolicy, Vec<String>), JobError> {
     if branch != Some(repo.default_branch.as_str()) {
-        return Ok(Vec::new());
+        return Ok((settings(ctx, repo).await?, Vec::new()));
     }
     let stored = ctx.store.repo_policy(repo.id).await?;
+    let mut changed = false;
     let (owner, name) = (repo.slug.owner(), repo.slug.name());
     let now = ctx.now();
     let mut notes = Vec::new();
@@ -364,6 +366,7 @@ async fn sync_repository_files(
                 },
             )
             .await?;
+        changed = true;
     }
     let owners_current = stored
         .as_ref()
@@ -379,11 +382,17 @@ async fn sync_repository_files(
                 ctx.store
                     .put_codeowners(repo.id, &text, &format!("file:{path}@{head_sha}"), now)
                     .await?;
+                changed = true;
                 break;
             }
         }
     }
-    Ok(notes)
+    let policy = if changed {
+        settings(ctx, repo).await?
+    } else {
+        RepoPolicy::from_stored(stored, &RepoConfig::default())
+    };
+    Ok((policy, notes))
 }
 
 async fn workflow_run(ctx: &JobContext, e: &WorkflowRunEvent) -> Result<Handled, JobError> {
@@ -408,7 +417,7 @@ async fn workflow_run(ctx: &JobContext, e: &WorkflowRunEvent) -> Result<Handled,
         started_at: run.run_started_at,
     };
     let client = gh.app.installation(installation_id);
-    let mut notes = sync_repository_files(
+    let (policy, mut notes) = sync_repository_files(
         ctx,
         &client,
         &repo,
@@ -416,7 +425,6 @@ async fn workflow_run(ctx: &JobContext, e: &WorkflowRunEvent) -> Result<Handled,
         run.head_branch.as_deref(),
     )
     .await?;
-    let policy = settings(ctx, &repo).await?;
     let collection = artifacts::collect(
         ctx,
         &client,
