@@ -231,6 +231,21 @@ async fn a_completed_workflow_run_gets_a_check_run_and_a_pr_comment(backend: Bac
     assert_eq!(runs[0].workflow_run_id, RUN_ID.to_string());
     assert_eq!(runs[0].job, "test-results");
     assert_eq!(runs[0].source, flakeguard_store::Source::GithubArtifact);
+    let fixture_run: Value = serde_json::from_slice(&env.workflow_run()).unwrap();
+    let recorded = env
+        .app
+        .store
+        .workflow_run(repo.id, RUN_ID, 1)
+        .await
+        .unwrap()
+        .expect("the workflow run is recorded");
+    assert_eq!(
+        recorded.event,
+        fixture_run["workflow_run"]["event"].as_str().unwrap(),
+        "what triggered it"
+    );
+    assert_eq!(recorded.pull_requests, vec![PR]);
+    assert_eq!(recorded.head_sha, HEAD);
     assert!(runs[0].scored_at.is_some(), "scored before answering");
     assert_eq!(
         env.app.store.prs_for_commit(repo.id, HEAD).await.unwrap(),

@@ -9,7 +9,7 @@
 use flakeguard_store::{
     AccountType, CheckRunRecord, FlakyIssue, Installation, InstallationState, InstalledRepository,
     NewCheckRun, NewInstallation, NewInstalledRepository, OrgId, PrComment, RegisteredInstallation,
-    RepoId, RepoSlug, StoreError, TestCaseId, WorkflowJob, job_progress,
+    RepoId, RepoSlug, StoreError, TestCaseId, WorkflowJob, WorkflowRunRecord, job_progress,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
@@ -544,6 +544,84 @@ pub(crate) async fn link_commit_pr(
     .await
     .map_err(map)?;
     Ok(done.rows_affected() > 0)
+}
+
+pub(crate) async fn record_workflow_run(
+    pool: &PgPool,
+    repo: RepoId,
+    run: &WorkflowRunRecord,
+) -> Result<()> {
+    let done = sqlx::query(
+        "INSERT INTO github_workflow_runs
+             (repo_id, workflow_run_id, run_attempt, name, event, head_sha, head_branch,
+              pull_requests, conclusion, updated_at)
+         SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM repositories WHERE id = $1
+         ON CONFLICT (repo_id, workflow_run_id, run_attempt) DO UPDATE
+             SET name = excluded.name, event = excluded.event,
+                 head_sha = excluded.head_sha, head_branch = excluded.head_branch,
+                 pull_requests = excluded.pull_requests,
+                 conclusion = excluded.conclusion, updated_at = excluded.updated_at",
+    )
+    .bind(repo.0)
+    .bind(run.workflow_run_id)
+    .bind(i32::try_from(run.run_attempt).unwrap_or(i32::MAX))
+    .bind(run.name.as_deref())
+    .bind(&run.event)
+    .bind(&run.head_sha)
+    .bind(run.head_branch.as_deref())
+    .bind(&run.pull_requests)
+    .bind(run.conclusion.as_deref())
+    .bind(run.updated_at)
+    .execute(pool)
+    .await
+    .map_err(map)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("repository {}", repo.0)));
+    }
+    Ok(())
+}
+
+pub(crate) async fn workflow_run(
+    pool: &PgPool,
+    repo: RepoId,
+    workflow_run_id: i64,
+    run_attempt: u32,
+) -> Result<Option<WorkflowRunRecord>> {
+    type Row = (
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Vec<i64>,
+        Option<String>,
+        OffsetDateTime,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT name, event, head_sha, head_branch, pull_requests, conclusion, updated_at
+         FROM github_workflow_runs
+         WHERE repo_id = $1 AND workflow_run_id = $2 AND run_attempt = $3",
+    )
+    .bind(repo.0)
+    .bind(workflow_run_id)
+    .bind(i32::try_from(run_attempt).unwrap_or(i32::MAX))
+    .fetch_optional(pool)
+    .await
+    .map_err(map)?;
+    Ok(row.map(
+        |(name, event, head_sha, head_branch, pull_requests, conclusion, updated_at)| {
+            WorkflowRunRecord {
+                workflow_run_id,
+                run_attempt,
+                name,
+                event,
+                head_sha,
+                head_branch,
+                pull_requests,
+                conclusion,
+                updated_at,
+            }
+        },
+    ))
 }
 
 pub(crate) async fn set_pr_labels(

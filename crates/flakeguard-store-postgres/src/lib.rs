@@ -46,7 +46,7 @@ use flakeguard_store::{
     Organization, Page, PageRequest, PrComment, Quarantine, RegisteredInstallation, RepoId,
     RepoSlug, Repository, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory,
     StoredPolicy, StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery,
-    TokenHash, TokenId, User, UserId, WebhookDelivery, WorkflowJob,
+    TokenHash, TokenId, User, UserId, WebhookDelivery, WorkflowJob, WorkflowRunRecord,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "pr_labels",
         sql: include_str!("../migrations/0006_pr_labels.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "workflow_runs",
+        sql: include_str!("../migrations/0007_workflow_runs.sql"),
     },
 ];
 
@@ -611,6 +616,23 @@ impl Store for PostgresStore {
         workflow_run_id: i64,
     ) -> Result<Vec<WorkflowJob>, StoreError> {
         github::workflow_jobs(&self.pool, repo, workflow_run_id).await
+    }
+
+    async fn record_workflow_run(
+        &self,
+        repo: RepoId,
+        run: &WorkflowRunRecord,
+    ) -> Result<(), StoreError> {
+        github::record_workflow_run(&self.pool, repo, run).await
+    }
+
+    async fn workflow_run(
+        &self,
+        repo: RepoId,
+        workflow_run_id: i64,
+        run_attempt: u32,
+    ) -> Result<Option<WorkflowRunRecord>, StoreError> {
+        github::workflow_run(&self.pool, repo, workflow_run_id, run_attempt).await
     }
 
     async fn set_pr_labels(

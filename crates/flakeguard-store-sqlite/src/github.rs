@@ -5,7 +5,7 @@
 use flakeguard_store::{
     AccountType, CheckRunRecord, FlakyIssue, Installation, InstallationState, InstalledRepository,
     NewCheckRun, NewInstallation, NewInstalledRepository, PrComment, RegisteredInstallation,
-    RepoId, RepoSlug, Result, StoreError, TestCaseId, WorkflowJob, job_progress,
+    RepoId, RepoSlug, Result, StoreError, TestCaseId, WorkflowJob, WorkflowRunRecord, job_progress,
 };
 use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -585,6 +585,93 @@ impl SqliteStore {
         .await
         .map_err(map("link the commit to its pull request"))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    pub(crate) async fn record_workflow_run_impl(
+        &self,
+        repo: RepoId,
+        run: &WorkflowRunRecord,
+    ) -> Result<()> {
+        let prs = serde_json::to_string(&run.pull_requests).map_err(|e| {
+            corrupt(format_args!(
+                "pull requests of run {}: {e}",
+                run.workflow_run_id
+            ))
+        })?;
+        let done = sqlx::query(
+            "INSERT INTO github_workflow_runs
+                 (repo_id, workflow_run_id, run_attempt, name, event, head_sha, head_branch,
+                  pull_requests, conclusion, updated_at)
+             SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM repositories WHERE id = ?
+             ON CONFLICT (repo_id, workflow_run_id, run_attempt) DO UPDATE
+                 SET name = excluded.name, event = excluded.event,
+                     head_sha = excluded.head_sha, head_branch = excluded.head_branch,
+                     pull_requests = excluded.pull_requests,
+                     conclusion = excluded.conclusion, updated_at = excluded.updated_at",
+        )
+        .bind(run.workflow_run_id)
+        .bind(i64::from(run.run_attempt))
+        .bind(run.name.as_deref())
+        .bind(&run.event)
+        .bind(&run.head_sha)
+        .bind(run.head_branch.as_deref())
+        .bind(prs)
+        .bind(run.conclusion.as_deref())
+        .bind(to_micros(run.updated_at))
+        .bind(repo.0)
+        .execute(&self.writer)
+        .await
+        .map_err(map("record the workflow run"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("repository {}", repo.0)));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn workflow_run_impl(
+        &self,
+        repo: RepoId,
+        workflow_run_id: i64,
+        run_attempt: u32,
+    ) -> Result<Option<WorkflowRunRecord>> {
+        type Row = (
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            i64,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT name, event, head_sha, head_branch, pull_requests, conclusion, updated_at
+             FROM github_workflow_runs
+             WHERE repo_id = ? AND workflow_run_id = ? AND run_attempt = ?",
+        )
+        .bind(repo.0)
+        .bind(workflow_run_id)
+        .bind(i64::from(run_attempt))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map("read the workflow run"))?;
+        row.map(
+            |(name, event, head_sha, head_branch, prs, conclusion, updated_at)| {
+                Ok(WorkflowRunRecord {
+                    workflow_run_id,
+                    run_attempt,
+                    name,
+                    event,
+                    head_sha,
+                    head_branch,
+                    pull_requests: serde_json::from_str(&prs).map_err(|e| {
+                        corrupt(format_args!("pull requests of run {workflow_run_id}: {e}"))
+                    })?,
+                    conclusion,
+                    updated_at: from_micros(updated_at)?,
+                })
+            },
+        )
+        .transpose()
     }
 
     pub(crate) async fn set_pr_labels_impl(

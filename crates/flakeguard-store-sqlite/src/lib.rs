@@ -48,7 +48,7 @@ use flakeguard_store::{
     PageRequest, PrComment, Quarantine, RegisteredInstallation, RepoId, RepoSlug, Repository,
     Result, Role, RunFailure, SignatureCount, Store, StoreError, StoredHistory, StoredPolicy,
     StoredRun, StoredRunId, StoredTest, TestCaseId, TestExecution, TestQuery, TokenHash, TokenId,
-    User, UserId, WebhookDelivery, WorkflowJob,
+    User, UserId, WebhookDelivery, WorkflowJob, WorkflowRunRecord,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -515,6 +515,20 @@ impl Store for SqliteStore {
 
     async fn workflow_jobs(&self, repo: RepoId, workflow_run_id: i64) -> Result<Vec<WorkflowJob>> {
         self.workflow_jobs_impl(repo, workflow_run_id).await
+    }
+
+    async fn record_workflow_run(&self, repo: RepoId, run: &WorkflowRunRecord) -> Result<()> {
+        self.record_workflow_run_impl(repo, run).await
+    }
+
+    async fn workflow_run(
+        &self,
+        repo: RepoId,
+        workflow_run_id: i64,
+        run_attempt: u32,
+    ) -> Result<Option<WorkflowRunRecord>> {
+        self.workflow_run_impl(repo, workflow_run_id, run_attempt)
+            .await
     }
 
     async fn set_pr_labels(

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pr_labels",
         sql: include_str!("../migrations/0006_pr_labels.sql"),
     },
+    Migration {
+        version: 7,
+        name: "workflow_runs",
+        sql: include_str!("../migrations/0007_workflow_runs.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flakeguard_migrations (

@@ -14,7 +14,7 @@ use crate::{
     NewQuarantine, NewRun, NewTestCase, NewToken, OrgId, PageRequest, PolicyOrigin, Quarantine,
     QuarantineState, RepoId, RepoSlug, Role, Scope, Source, Store, StoreError, StoredHistory,
     StoredRun, StoredRunId, StoredTest, TestCaseId, TestFilter, TestQuery, TestSort,
-    WebhookDelivery, WorkflowJob,
+    WebhookDelivery, WorkflowJob, WorkflowRunRecord,
 };
 
 /// Generates one `#[tokio::test]` per conformance check. `$factory` is an async fn returning
@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             workflow_jobs_never_move_backwards,
             racing_workers_agree_on_one_check_run_and_one_installation,
             pull_request_labels_are_replaced_per_pull_request,
+            workflow_runs_are_recorded_per_attempt,
             repository_policies_are_stored_per_repository,
         );
     };
@@ -3591,6 +3592,64 @@ pub async fn pull_request_labels_are_replaced_per_pull_request(store: &dyn Store
     );
     let err = store
         .set_pr_labels(RepoId(i64::MAX), 1, &labels(&["x"]), at(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+pub async fn workflow_runs_are_recorded_per_attempt(store: &dyn Store) {
+    migrated(store).await;
+    let shop = repo(store, "acme/shop").await;
+    let other = repo(store, "acme/other").await;
+    let first = WorkflowRunRecord {
+        workflow_run_id: 30_433_642,
+        run_attempt: 1,
+        name: Some("Build".to_owned()),
+        event: "pull_request".to_owned(),
+        head_sha: format!("{:040x}", 7),
+        head_branch: Some("feature".to_owned()),
+        pull_requests: vec![2, 17],
+        conclusion: Some("failure".to_owned()),
+        updated_at: at(0),
+    };
+    assert_eq!(store.workflow_run(shop, 30_433_642, 1).await.unwrap(), None);
+    store.record_workflow_run(shop, &first).await.unwrap();
+    assert_eq!(
+        store.workflow_run(shop, 30_433_642, 1).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.workflow_run(other, 30_433_642, 1).await.unwrap(),
+        None
+    );
+    assert_eq!(store.workflow_run(shop, 30_433_642, 2).await.unwrap(), None);
+    // A second attempt is its own row; a later event of an attempt replaces it.
+    let second = WorkflowRunRecord {
+        run_attempt: 2,
+        pull_requests: Vec::new(),
+        name: None,
+        head_branch: None,
+        conclusion: None,
+        updated_at: at(1),
+        ..first.clone()
+    };
+    store.record_workflow_run(shop, &second).await.unwrap();
+    let again = WorkflowRunRecord {
+        conclusion: Some("success".to_owned()),
+        updated_at: at(2),
+        ..first.clone()
+    };
+    store.record_workflow_run(shop, &again).await.unwrap();
+    assert_eq!(
+        store.workflow_run(shop, 30_433_642, 1).await.unwrap(),
+        Some(again)
+    );
+    assert_eq!(
+        store.workflow_run(shop, 30_433_642, 2).await.unwrap(),
+        Some(second)
+    );
+    let err = store
+        .record_workflow_run(RepoId(i64::MAX), &first)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");

@@ -176,6 +176,23 @@ pub struct WorkflowJob {
     pub completed_at: Option<OffsetDateTime>,
 }
 
+/// A workflow run whose artifacts FlakeGuard read, from its `workflow_run` event: what
+/// triggered it and for which pull requests. Stored runs name it by `workflow_run_id` and
+/// attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowRunRecord {
+    pub workflow_run_id: i64,
+    pub run_attempt: u32,
+    pub name: Option<String>,
+    /// `push`, `pull_request`, `schedule`, …
+    pub event: String,
+    pub head_sha: String,
+    pub head_branch: Option<String>,
+    pub pull_requests: Vec<i64>,
+    pub conclusion: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
 /// How far along a job status is: deliveries arrive out of order, and a late `in_progress`
 /// must not undo a `completed`.
 pub fn job_progress(status: &str) -> i16 {

@@ -407,6 +407,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The jobs of a workflow run, by attempt then job id.
     async fn workflow_jobs(&self, repo: RepoId, workflow_run_id: i64) -> Result<Vec<WorkflowJob>>;
 
+    /// Records a workflow run's metadata (a later event of the same attempt replaces it).
+    async fn record_workflow_run(&self, repo: RepoId, run: &WorkflowRunRecord) -> Result<()>;
+
+    /// The workflow run's metadata for that attempt, when FlakeGuard read it.
+    async fn workflow_run(
+        &self,
+        repo: RepoId,
+        workflow_run_id: i64,
+        run_attempt: u32,
+    ) -> Result<Option<WorkflowRunRecord>>;
+
     /// Records the pull request's labels as its latest `pull_request` event lists them
     /// (replacing what was stored). [`StoreError::NotFound`] for an unknown repository.
     async fn set_pr_labels(

@@ -12,7 +12,7 @@ use flakeguard_github::{
 use flakeguard_store::{
     AccountType, InstallationState, NewAuditEntry, NewCheckRun, NewInstallation,
     NewInstalledRepository, NewPolicy, NewQuarantine, PolicyOrigin, QuarantineState, RepoSlug,
-    Repository, StoreError, WebhookDelivery,
+    Repository, StoreError, WebhookDelivery, WorkflowRunRecord,
 };
 use time::OffsetDateTime;
 
@@ -416,6 +416,23 @@ async fn workflow_run(ctx: &JobContext, e: &WorkflowRunEvent) -> Result<Handled,
         pull_requests: pull_requests.clone(),
         started_at: run.run_started_at,
     };
+    // What triggered it and for which pull requests, beside the runs stored from it.
+    ctx.store
+        .record_workflow_run(
+            repo.id,
+            &WorkflowRunRecord {
+                workflow_run_id: run.id,
+                run_attempt: run.run_attempt,
+                name: run.name.clone(),
+                event: run.event.clone(),
+                head_sha: run.head_sha.clone(),
+                head_branch: run.head_branch.clone(),
+                pull_requests: pull_requests.clone(),
+                conclusion: run.conclusion.clone(),
+                updated_at: ctx.now(),
+            },
+        )
+        .await?;
     let client = gh.app.installation(installation_id);
     let (policy, mut notes) = sync_repository_files(
         ctx,
